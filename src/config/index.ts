@@ -1,0 +1,151 @@
+/**
+ * The one place depthq reads its environment. Composition roots (the CLI, workers, scripts) call `loadConfig()` once at
+ * start and pass the result down; nothing else touches `process.env`. A bad value stops start-up with one message that
+ * names every offending variable and what it expects — never a stack trace.
+ */
+import { z } from 'zod';
+import { ConfigError } from '../core/errors.js';
+import { redactUrl } from '../core/redact.js';
+
+/** `VAR=` in a .env file or a compose file means "not set", not "set to the empty string". */
+const optionalText = z.preprocess((value) => (value === '' ? undefined : value), z.string().trim().min(1).optional());
+
+const httpUrl = (what: string) =>
+  z
+    .string()
+    .trim()
+    .refine((value) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol), {
+      message: `expected an http(s) URL for ${what}, e.g. http://127.0.0.1:9000`,
+    });
+
+const optionalUrl = (what: string) => z.preprocess((value) => (value === '' ? undefined : value), httpUrl(what).optional());
+
+const redisUrl = z
+  .string()
+  .trim()
+  .refine((value) => URL.canParse(value) && /^rediss?:$/.test(new URL(value).protocol), {
+    message: 'expected redis://[user:password@]host:port[/db] or rediss://… for TLS',
+  });
+
+/** S3 bucket names: 3–63 characters of lowercase letters, digits, '.' and '-', starting and ending with a letter or digit. */
+const bucketName = z
+  .string()
+  .trim()
+  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, {
+    message: "expected an S3 bucket name: 3–63 lowercase letters, digits, '.' or '-'",
+  });
+
+const flag = z.preprocess((value) => (value === '' ? undefined : value), z.stringbool().optional());
+
+export const environmentSchema = z.object({
+  REDIS_URL: z.preprocess((value) => (value === '' ? undefined : value), redisUrl.default('redis://127.0.0.1:6379')),
+  REPLICATE_API_TOKEN: optionalText,
+  REPLICATE_BASE_URL: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    httpUrl('the Replicate API (or a depthq simulator)').default('https://api.replicate.com/v1'),
+  ),
+  S3_BUCKET: z.preprocess((value) => (value === '' ? undefined : value), bucketName.optional()),
+  S3_ENDPOINT: optionalUrl('an S3-compatible endpoint'),
+  S3_FORCE_PATH_STYLE: flag,
+  AWS_REGION: z.preprocess((value) => (value === '' ? undefined : value), z.string().trim().default('us-east-1')),
+  DEPTHQ_PREFIX: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z
+      .string()
+      .regex(/^[a-z][a-z0-9_-]{0,31}$/, {
+        message: "expected 1–32 lowercase letters, digits, '_' or '-', starting with a letter",
+      })
+      .default('depthq'),
+  ),
+  LOG_LEVEL: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ),
+});
+
+export interface Config {
+  readonly redisUrl: string;
+  readonly replicate: {
+    /** Absent until a command that calls the API asks for it with `requireReplicateToken`. Never logged. */
+    readonly apiToken: string | undefined;
+    readonly baseUrl: string;
+  };
+  readonly s3: {
+    readonly bucket: string | undefined;
+    readonly endpoint: string | undefined;
+    /** Path-style URLs (http://host/bucket/key): what MinIO and s3rver need; defaults to true when an endpoint is set. */
+    readonly forcePathStyle: boolean;
+    readonly region: string;
+  };
+  /** Namespace of every Redis key depthq writes: BullMQ's prefix and the run ledger's. */
+  readonly prefix: string;
+  readonly logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
+}
+
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Parses the environment into a `Config`. Throws `ConfigError` listing every bad variable at once, so a user fixes their
+ * `.env` in one pass instead of one error per start.
+ */
+export function loadConfig(env: Environment = process.env): Config {
+  const parsed = environmentSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const variable = String(issue.path[0] ?? 'environment');
+      const given = env[variable];
+      const shown = variable === 'REPLICATE_API_TOKEN' || given === undefined ? '' : ` (got "${given}")`;
+      return `  ${variable}${shown}: ${issue.message}`;
+    });
+    throw new ConfigError(
+      `depthq cannot start: ${lines.length === 1 ? 'an environment variable is' : 'environment variables are'} invalid\n${lines.join('\n')}\nSee .env.example for what each one expects.`,
+    );
+  }
+  const e = parsed.data;
+  return {
+    redisUrl: e.REDIS_URL,
+    replicate: { apiToken: e.REPLICATE_API_TOKEN, baseUrl: e.REPLICATE_BASE_URL.replace(/\/+$/, '') },
+    s3: {
+      bucket: e.S3_BUCKET,
+      endpoint: e.S3_ENDPOINT,
+      forcePathStyle: e.S3_FORCE_PATH_STYLE ?? e.S3_ENDPOINT !== undefined,
+      region: e.AWS_REGION,
+    },
+    prefix: e.DEPTHQ_PREFIX,
+    logLevel: e.LOG_LEVEL,
+  };
+}
+
+/** For commands that call Replicate: the token, or a ConfigError that says where to get one. */
+export function requireReplicateToken(config: Config): string {
+  if (config.replicate.apiToken === undefined) {
+    throw new ConfigError(
+      'REPLICATE_API_TOKEN is not set: create a token at https://replicate.com/account/api-tokens and export it, ' +
+        'or point REPLICATE_BASE_URL at a local simulator (`depthq simulate`) with any token.',
+    );
+  }
+  return config.replicate.apiToken;
+}
+
+/** For commands that read or write S3: the bucket, or a ConfigError naming the variable. */
+export function requireBucket(config: Config): string {
+  if (config.s3.bucket === undefined) {
+    throw new ConfigError('S3_BUCKET is not set: name the bucket that holds control images and receives outputs.');
+  }
+  return config.s3.bucket;
+}
+
+/** The effective configuration with secrets replaced, for `depthq config` and start-up logs. */
+export function describeConfig(config: Config): Record<string, string> {
+  return {
+    REDIS_URL: redactUrl(config.redisUrl),
+    REPLICATE_API_TOKEN: config.replicate.apiToken === undefined ? '(not set)' : '(set, hidden)',
+    REPLICATE_BASE_URL: config.replicate.baseUrl,
+    S3_BUCKET: config.s3.bucket ?? '(not set)',
+    S3_ENDPOINT: config.s3.endpoint ?? '(AWS default)',
+    S3_FORCE_PATH_STYLE: String(config.s3.forcePathStyle),
+    AWS_REGION: config.s3.region,
+    DEPTHQ_PREFIX: config.prefix,
+    LOG_LEVEL: config.logLevel,
+  };
+}

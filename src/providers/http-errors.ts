@@ -1,0 +1,46 @@
+/**
+ * What a call to the model API ended with, as data: the pipeline classifies these with `classifyFailure`, it never
+ * parses message strings. Both are thrown by the transport only after its own retries are spent (or, for a create, at
+ * once: a create is never re-sent blindly).
+ */
+import { redactUrl } from '../core/redact.js';
+
+/** The server answered with a non-2xx status. `body` is the parsed JSON (RFC 7807 for Replicate) or the raw text. */
+export class ProviderHttpError extends Error {
+  override readonly name = 'ProviderHttpError';
+
+  constructor(
+    readonly method: string,
+    readonly url: string,
+    readonly status: number,
+    readonly body: unknown,
+    readonly retryAfterHeader: string | null,
+  ) {
+    super(`${method} ${redactUrl(url)} answered ${status}: ${detailOf(body)}`);
+  }
+}
+
+/** No answer: connection refused or reset, DNS failure, or the attempt's timeout. For a create, the outcome is unknown. */
+export class ProviderNetworkError extends Error {
+  override readonly name = 'ProviderNetworkError';
+
+  constructor(
+    readonly method: string,
+    readonly url: string,
+    readonly code: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${method} ${redactUrl(url)} got no answer (${code})`, options);
+  }
+}
+
+/** The human part of an RFC 7807 body (`detail`, else `title`), or the text itself. */
+export function detailOf(body: unknown): string {
+  if (typeof body === 'string') return body.slice(0, 500);
+  if (body && typeof body === 'object') {
+    const record = body as Record<string, unknown>;
+    if (typeof record.detail === 'string') return record.detail.trim();
+    if (typeof record.title === 'string') return record.title;
+  }
+  return 'no details';
+}

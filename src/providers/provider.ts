@@ -1,0 +1,73 @@
+/**
+ * The model API as depthq needs it, behind one interface, so the pipeline never sees HTTP and a second provider (or a
+ * replay of recorded predictions) can stand in. Replicate is the one implementation (`replicate.ts`).
+ */
+import { z } from 'zod';
+import type { ModelId, ModelInput } from '../core/models.js';
+
+export const predictionStatusSchema = z.enum(['starting', 'processing', 'succeeded', 'failed', 'canceled', 'aborted']);
+export type PredictionStatus = z.infer<typeof predictionStatusSchema>;
+
+export const terminalStatuses: ReadonlySet<PredictionStatus> = new Set(['succeeded', 'failed', 'canceled', 'aborted']);
+
+/** The part of Replicate's prediction object depthq relies on; everything else passes through untouched. */
+export const predictionSchema = z.looseObject({
+  id: z.string().min(1),
+  model: z.string().optional(),
+  version: z.string().optional(),
+  status: predictionStatusSchema,
+  input: z.record(z.string(), z.unknown()).nullish(),
+  output: z.unknown().optional(),
+  error: z.unknown().optional(),
+  logs: z.string().nullish(),
+  data_removed: z.boolean().optional(),
+  created_at: z.string(),
+  started_at: z.string().nullish(),
+  completed_at: z.string().nullish(),
+  metrics: z
+    .looseObject({
+      predict_time: z.number().optional(),
+      total_time: z.number().optional(),
+      image_count: z.number().optional(),
+    })
+    .nullish(),
+});
+export type Prediction = z.infer<typeof predictionSchema>;
+
+export interface CreatePredictionRequest {
+  readonly model: ModelId;
+  /** The exact, complete input: it is also what reconciliation matches a lost create against. */
+  readonly input: ModelInput;
+  /** Hold the create call up to this many seconds (Replicate caps it at 60) so most predictions need no polling. */
+  readonly waitSeconds?: number;
+  /** Ask Replicate to abort the prediction if it has not finished by then: it bounds what a forgotten one can cost. */
+  readonly cancelAfterMs?: number;
+  readonly webhook?: { readonly url: string; readonly events: readonly ('start' | 'output' | 'logs' | 'completed')[] };
+  readonly signal?: AbortSignal;
+}
+
+export interface CreatedPrediction {
+  readonly prediction: Prediction;
+  /** True when the create's response was lost and the prediction was found again by its input instead of re-created. */
+  readonly adopted: boolean;
+}
+
+export interface AwaitOptions {
+  readonly signal?: AbortSignal;
+  /** Give up waiting (the prediction goes on) when this instant passes; ms since the epoch. */
+  readonly deadlineMs?: number;
+  /** Called with every new state seen while waiting, e.g. to checkpoint progress. */
+  readonly onUpdate?: (prediction: Prediction) => void | Promise<void>;
+}
+
+export interface ImageModelProvider {
+  create(request: CreatePredictionRequest): Promise<CreatedPrediction>;
+  get(id: string, signal?: AbortSignal): Promise<Prediction>;
+  cancel(id: string, signal?: AbortSignal): Promise<Prediction>;
+  /** Predictions created in [since, until], newest first, as Replicate lists them (account-wide). */
+  listCreatedBetween(since: Date, until: Date, signal?: AbortSignal): AsyncGenerator<Prediction>;
+  /** The prediction of `model` created since `since` whose input equals `input` exactly, if one exists. */
+  findByInput(model: ModelId, input: ModelInput, since: Date, signal?: AbortSignal): Promise<Prediction | undefined>;
+  /** Resolves once the prediction is succeeded, failed, canceled or aborted, polling with growing intervals. */
+  awaitTerminal(prediction: Prediction, options?: AwaitOptions): Promise<Prediction>;
+}

@@ -1,0 +1,207 @@
+/**
+ * Replicate behind `ImageModelProvider`, through the official `replicate` client with depthq's own transport
+ * (`transport.ts`): the transport owns retries; this module owns the meaning of a create whose answer was lost.
+ *
+ * "One paid prediction per image" rests on `create`: Replicate takes no idempotency key, so when a create's response is
+ * lost (network error, timeout, 5xx) the prediction may or may not exist. It is never re-sent blindly: the predictions
+ * created since just before the send are listed and the one whose input matches exactly is adopted; only when none does
+ * is the create sent again.
+ */
+import Replicate from 'replicate';
+import type { ModelId, ModelInput } from '../core/models.js';
+import { ProviderHttpError, ProviderNetworkError } from './http-errors.js';
+import {
+  type AwaitOptions,
+  type CreatedPrediction,
+  type CreatePredictionRequest,
+  type ImageModelProvider,
+  type Prediction,
+  predictionSchema,
+  terminalStatuses,
+} from './provider.js';
+import { abortableSleep, createProviderFetch, type TransportOptions } from './transport.js';
+
+export interface PollPolicy {
+  /** First wait between two GETs of one prediction; it doubles up to `maxMs`, jittered, so a fleet stays under the limit. */
+  readonly initialMs: number;
+  readonly maxMs: number;
+}
+
+export interface ReplicateProviderOptions {
+  readonly apiToken: string;
+  /** `https://api.replicate.com/v1`, or a depthq simulator's `…/v1`. */
+  readonly baseUrl: string;
+  readonly userAgent?: string;
+  readonly transport?: TransportOptions;
+  readonly poll?: Partial<PollPolicy>;
+  /** How many times a create whose outcome was unknown (and found by nobody) is sent again. */
+  readonly maxCreateAttempts?: number;
+  /** Clock skew allowed between this machine and Replicate when listing by creation time. */
+  readonly clockSkewMs?: number;
+  readonly random?: () => number;
+  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  readonly now?: () => number;
+}
+
+export const defaultPollPolicy: PollPolicy = { initialMs: 1_000, maxMs: 15_000 };
+
+/** The prediction is still running when the caller's deadline passed; it goes on at Replicate (and may be adopted later). */
+export class AwaitDeadlineError extends Error {
+  override readonly name = 'AwaitDeadlineError';
+
+  constructor(readonly prediction: Prediction) {
+    super(`prediction ${prediction.id} is still ${prediction.status} at the deadline`);
+  }
+}
+
+/** Same JSON whatever the key order: how an input sent is recognised in a listing. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, item]) => item !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** Whole seconds, as Replicate's `Cancel-After` header takes durations (`90s`). */
+export function cancelAfterHeader(ms: number): string {
+  return `${Math.max(1, Math.ceil(ms / 1000))}s`;
+}
+
+function isOutcomeUnknown(error: unknown): boolean {
+  if (error instanceof ProviderNetworkError) return true;
+  // A 5xx may come from a proxy after the prediction was created: its outcome is as unknown as a reset's.
+  return error instanceof ProviderHttpError && error.status >= 500;
+}
+
+export class ReplicateProvider implements ImageModelProvider {
+  private readonly client: Replicate;
+  private readonly poll: PollPolicy;
+  private readonly maxCreateAttempts: number;
+  private readonly clockSkewMs: number;
+  private readonly random: () => number;
+  private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  private readonly now: () => number;
+
+  constructor(options: ReplicateProviderOptions) {
+    this.random = options.random ?? Math.random;
+    this.sleep = options.sleep ?? abortableSleep;
+    this.now = options.now ?? Date.now;
+    this.client = new Replicate({
+      auth: options.apiToken,
+      baseUrl: options.baseUrl,
+      userAgent: options.userAgent ?? 'depthq/0.1',
+      // Outputs are downloaded by depthq's storage (streamed and hashed into S3), not wrapped by the client.
+      useFileOutput: false,
+      fetch: createProviderFetch({ random: this.random, sleep: this.sleep, now: this.now, ...options.transport }),
+    });
+    this.poll = { ...defaultPollPolicy, ...options.poll };
+    this.maxCreateAttempts = options.maxCreateAttempts ?? 3;
+    this.clockSkewMs = options.clockSkewMs ?? 60_000;
+  }
+
+  async create(request: CreatePredictionRequest): Promise<CreatedPrediction> {
+    const headers: Record<string, string> = {};
+    if (request.waitSeconds !== undefined && request.waitSeconds > 0) {
+      headers.Prefer = `wait=${Math.min(60, Math.ceil(request.waitSeconds))}`;
+    }
+    if (request.cancelAfterMs !== undefined) headers['Cancel-After'] = cancelAfterHeader(request.cancelAfterMs);
+    const body: Record<string, unknown> = { input: request.input };
+    if (request.webhook) {
+      body.webhook = request.webhook.url;
+      body.webhook_events_filter = [...request.webhook.events];
+    }
+    const sentAt = this.now();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const response = await this.client.request(`/models/${request.model}/predictions`, {
+          method: 'POST',
+          headers,
+          data: body,
+          ...(request.signal ? { signal: request.signal } : {}),
+        });
+        return { prediction: predictionSchema.parse(await response.json()), adopted: false };
+      } catch (error) {
+        if (!isOutcomeUnknown(error) || request.signal?.aborted) throw error;
+        const found = await this.findByInput(
+          request.model,
+          request.input,
+          new Date(sentAt - this.clockSkewMs),
+          request.signal,
+        );
+        if (found) return { prediction: found, adopted: true };
+        if (attempt >= this.maxCreateAttempts) throw error;
+        await this.sleep(this.poll.initialMs * 2 ** (attempt - 1) * (0.5 + this.random() / 2), request.signal);
+      }
+    }
+  }
+
+  async get(id: string, signal?: AbortSignal): Promise<Prediction> {
+    const raw: unknown = await this.client.predictions.get(id, signal ? { signal } : {});
+    return predictionSchema.parse(raw);
+  }
+
+  async cancel(id: string, signal?: AbortSignal): Promise<Prediction> {
+    const raw: unknown = await this.client.predictions.cancel(id, signal ? { signal } : {});
+    return predictionSchema.parse(raw);
+  }
+
+  async *listCreatedBetween(since: Date, until: Date, signal?: AbortSignal): AsyncGenerator<Prediction> {
+    let route: string | URL = '/predictions';
+    let params: Record<string, string> | undefined = {
+      created_after: since.toISOString(),
+      created_before: until.toISOString(),
+    };
+    for (;;) {
+      const response = await this.client.request(route, {
+        method: 'GET',
+        ...(params ? { params } : {}),
+        ...(signal ? { signal } : {}),
+      });
+      const page = (await response.json()) as { results?: unknown[]; next?: string | null };
+      for (const item of page.results ?? []) yield predictionSchema.parse(item);
+      if (!page.next) return;
+      // `next` is a full URL that already carries the cursor and the filters.
+      route = new URL(page.next);
+      params = undefined;
+    }
+  }
+
+  async findByInput(
+    model: ModelId,
+    input: ModelInput,
+    since: Date,
+    signal?: AbortSignal,
+  ): Promise<Prediction | undefined> {
+    const wanted = canonicalJson(input);
+    const until = new Date(this.now() + this.clockSkewMs);
+    for await (const prediction of this.listCreatedBetween(since, until, signal)) {
+      if (prediction.model !== undefined && prediction.model !== model) continue;
+      if (prediction.input && canonicalJson(prediction.input) === wanted) return prediction;
+    }
+    return undefined;
+  }
+
+  async awaitTerminal(prediction: Prediction, options: AwaitOptions = {}): Promise<Prediction> {
+    let current = prediction;
+    let intervalMs = this.poll.initialMs;
+    while (!terminalStatuses.has(current.status)) {
+      // Equal jitter: never much sooner than the interval (so the fleet's GET rate stays bounded), never in lock-step.
+      let waitMs = intervalMs / 2 + (this.random() * intervalMs) / 2;
+      if (options.deadlineMs !== undefined) {
+        const left = options.deadlineMs - this.now();
+        if (left <= 0) throw new AwaitDeadlineError(current);
+        waitMs = Math.min(waitMs, left);
+      }
+      await this.sleep(waitMs, options.signal);
+      const next = await this.get(current.id, options.signal);
+      if (next.status !== current.status || next.logs !== current.logs) await options.onUpdate?.(next);
+      current = next;
+      intervalMs = Math.min(intervalMs * 2, this.poll.maxMs);
+    }
+    return current;
+  }
+}
