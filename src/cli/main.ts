@@ -11,9 +11,9 @@ import { registerSimulateCommand } from './simulate.js';
 export function buildProgram(): Command {
   const program = new Command('depthq')
     .description(
-      'Re-render thousands of control images with a depth-guided model (FLUX.1 Depth on Replicate) as one durable,\n' +
-        'resumable, budgeted run. Configuration comes from the environment: see `depthq config --help`.',
+      'Re-render thousands of control images with FLUX.1 Depth on Replicate as one durable, resumable, budgeted run.',
     )
+    .addHelpText('after', '\nConfiguration comes from the environment: `depthq config --help` lists the variables.')
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: true });
   registerConfigCommand(program);

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.js';
 import { redactUrl } from '../core/redact.js';
+import { bucketNameProblem } from '../core/render-job.js';
 
 /** `VAR=` in a .env file or a compose file means "not set", not "set to the empty string". */
 const optionalText = z.preprocess((value) => (value === '' ? undefined : value), z.string().trim().min(1).optional());
@@ -18,7 +19,8 @@ const httpUrl = (what: string) =>
       message: `expected an http(s) URL for ${what}, e.g. http://127.0.0.1:9000`,
     });
 
-const optionalUrl = (what: string) => z.preprocess((value) => (value === '' ? undefined : value), httpUrl(what).optional());
+const optionalUrl = (what: string) =>
+  z.preprocess((value) => (value === '' ? undefined : value), httpUrl(what).optional());
 
 const redisUrl = z
   .string()
@@ -27,12 +29,14 @@ const redisUrl = z
     message: 'expected redis://[user:password@]host:port[/db] or rediss://… for TLS',
   });
 
-/** S3 bucket names: 3–63 characters of lowercase letters, digits, '.' and '-', starting and ending with a letter or digit. */
+/** The same rule the render jobs check, so a bucket accepted at start is never refused by a job later. */
 const bucketName = z
   .string()
   .trim()
-  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, {
-    message: "expected an S3 bucket name: 3–63 lowercase letters, digits, '.' or '-'",
+  .superRefine((name, ctx) => {
+    const problem = bucketNameProblem(name);
+    if (problem !== undefined)
+      ctx.addIssue({ code: 'custom', message: `expected an S3 bucket name, which ${problem}` });
   });
 
 const flag = z.preprocess((value) => (value === '' ? undefined : value), z.stringbool().optional());

@@ -75,7 +75,8 @@ export class UsageError extends DepthqError {
 }
 
 /** Said in words because a regular expression is not an explanation. */
-export const RUN_ID_RULE = "1–64 characters: lowercase letters, digits, '.', '_' or '-', starting with a letter or digit";
+export const RUN_ID_RULE =
+  "1–64 characters: lowercase letters, digits, '.', '_' or '-', starting with a letter or digit";
 
 /** Run ids become parts of job ids, Redis keys and S3 keys, so they are restricted; the message says how. */
 export class InvalidRunIdError extends UsageError {
@@ -440,7 +441,8 @@ export function backoffDelayMs(options: BackoffOptions): number {
   // 2 ** 1100 is Infinity, which Math.min turns into capMs: no overflow however many attempts.
   const ceiling = Math.min(capMs, baseMs * 2 ** (attempt - 1));
   const fraction = random();
-  if (!(fraction >= 0 && fraction < 1)) throw new RangeError(`random() must return a number in [0, 1), got ${fraction}`);
+  if (!(fraction >= 0 && fraction < 1))
+    throw new RangeError(`random() must return a number in [0, 1), got ${fraction}`);
   return Math.ceil(minimumMs) + Math.floor(fraction * ceiling);
 }
 

@@ -151,8 +151,8 @@ export function parseRenderJobId(id: string): RenderJobIdentity | undefined {
 /** S3's limit on a key's length, in UTF-8 bytes. */
 export const MAX_OBJECT_KEY_BYTES = 1024;
 
-/** C0 controls, DEL and C1 controls: invisible in consoles and logs, and mangled by some tools. */
-const controlCharacter = /[\u0000-\u001F\u007F-\u009F]/u;
+/** C0 controls, DEL and C1 controls (Unicode category Cc: U+0000–U+001F, U+007F–U+009F): invisible in consoles and logs, and mangled by some tools. */
+const controlCharacter = /\p{Cc}/u;
 
 function describeCodePoint(character: string): string {
   return `U+${(character.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
@@ -308,7 +308,9 @@ function placeholderValue(name: string, values: OutputKeyValues): string {
     const column = name.slice(metaPlaceholderPrefix.length);
     const value = values.meta !== undefined && Object.hasOwn(values.meta, column) ? values.meta[column] : undefined;
     if (value === undefined) {
-      throw new UsageError(`The output key uses {${name}}, but the row has no metadata column ${JSON.stringify(column)}`);
+      throw new UsageError(
+        `The output key uses {${name}}, but the row has no metadata column ${JSON.stringify(column)}`,
+      );
     }
     return value;
   }
@@ -420,10 +422,12 @@ export interface LedgerKeys {
   readonly results: string;
   /** Hash: job id → micro-dollars reserved for it, which makes reserving and settling idempotent per job. */
   readonly reservations: string;
+  /** Hash: job id → its settlement as JSON, so a second settle (a resumed job) counts nothing twice. */
+  readonly settlements: string;
 }
 
 function checkKeyPrefix(prefix: string): string {
-  if (prefix === '' || /[\s\u0000-\u001F\u007F-\u009F]/u.test(prefix)) {
+  if (prefix === '' || /[\s\p{Cc}]/u.test(prefix)) {
     throw new UsageError(`Redis key prefix ${JSON.stringify(prefix)} must be non-empty and without spaces or controls`);
   }
   return prefix;
@@ -438,6 +442,7 @@ export function ledgerKeys(prefix: string, run: string): LedgerKeys {
     money: `${base}:money`,
     results: `${base}:results`,
     reservations: `${base}:reservations`,
+    settlements: `${base}:settlements`,
   };
 }
 

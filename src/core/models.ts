@@ -250,7 +250,8 @@ export function validateModelInput(
   }
   if (options.unknownInputs === 'reject') {
     for (const name of Object.keys(input)) {
-      if (!(name in model.inputs)) {
+      // `in` would also find Object.prototype's members: an input named `constructor` must be refused too.
+      if (!Object.hasOwn(model.inputs, name)) {
         invalidFields.push({
           type: 'additional_property',
           field: `input.${name}`,

@@ -29,7 +29,12 @@ export function usdToMicros(text: string): Micros {
   }
   const whole = Number(match[1]);
   const fraction = Number((match[2] ?? '').padEnd(6, '0'));
-  return whole * MICROS_PER_USD + fraction;
+  const micros = whole * MICROS_PER_USD + fraction;
+  // Twelve digits of dollars pass the pattern, but past ~$9 billion micro-dollars are no longer exact doubles.
+  if (!Number.isSafeInteger(micros)) {
+    throw new InvalidAmountError(`"${text}" is too large: depthq handles amounts up to $9,007,199,254.740991`);
+  }
+  return micros;
 }
 
 /** Formats micro-dollars as dollars with at least two decimals and no trailing noise: 50000 → "$0.05", 12 → "$0.000012". */

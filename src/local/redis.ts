@@ -283,6 +283,8 @@ function answersPing(port: number, password: string | undefined, expectedPid: nu
     };
     socket.setTimeout(1_000, () => finish(false));
     socket.once('error', () => finish(false));
+    // A peer that hangs up without an answer (not redis, or redis shutting down) ends the attempt too.
+    socket.once('close', () => finish(false));
     socket.once('connect', () => {
       const auth = password === undefined ? '' : encodeCommand('AUTH', password);
       socket.write(auth + encodeCommand('PING') + encodeCommand('INFO', 'server'));

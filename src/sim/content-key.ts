@@ -6,11 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { ModelInput } from '../core/models.js';
 
-export function contentKeyOf(
-  modelId: string,
-  input: ModelInput,
-  imageDigests: ReadonlyMap<string, string>,
-): string {
+export function contentKeyOf(modelId: string, input: ModelInput, imageDigests: ReadonlyMap<string, string>): string {
   const entries = Object.keys(input)
     .sort()
     .map((name) => {

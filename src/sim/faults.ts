@@ -23,7 +23,9 @@ export function seededRandom(seed: number): RandomSource {
   };
 }
 
-export type RequestFault = { readonly kind: 'server-error'; readonly status: 500 | 502 | 503 } | { readonly kind: 'reset' };
+export type RequestFault =
+  | { readonly kind: 'server-error'; readonly status: 500 | 502 | 503 }
+  | { readonly kind: 'reset' };
 
 export interface CreateFaults {
   /** Answer 500/502/503 before creating anything. */
@@ -58,8 +60,9 @@ export class FaultInjector {
   }
 
   /** Changes rates at run time; a new seed restarts both PRNG streams. */
-  update(changes: Partial<Faults>): void {
-    const next: Faults = { ...this.faults, ...changes };
+  update(changes: { readonly [K in keyof Faults]?: Faults[K] | undefined }): void {
+    const named = Object.fromEntries(Object.entries(changes).filter(([, value]) => value !== undefined));
+    const next: Faults = { ...this.faults, ...named };
     if (changes.seed !== undefined && changes.seed !== this.faults.seed) {
       this.createRandom = seededRandom(changes.seed);
       this.otherRandom = seededRandom(changes.seed ^ 0x51ed);

@@ -32,6 +32,18 @@ export const faultsSchema = z.object({
 });
 export type Faults = z.output<typeof faultsSchema>;
 
+/** A change to some fault settings at run time (POST /_sim/faults): no defaults, so unnamed settings stay as they are. */
+export const faultChangesSchema = z
+  .object({
+    failureRate: rate,
+    flaggedRate: rate,
+    serverErrorRate: rate,
+    connectionResetRate: rate,
+    seed: z.number().int(),
+  })
+  .partial()
+  .strict();
+
 export const simulatorOptionsSchema = z.object({
   /** @defaultValue '127.0.0.1' */
   host: z.string().min(1).default('127.0.0.1'),

@@ -19,8 +19,8 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { OutputExpiredError } from '../core/errors.js';
-import { redactUrl } from '../core/redact.js';
 import { contentTypeOfImageType, type ImageType, MIN_SNIFF_BYTES, sniffImageType } from '../core/image-type.js';
+import { redactUrl } from '../core/redact.js';
 
 export interface ObjectRef {
   readonly bucket: string;
@@ -71,7 +71,8 @@ export async function inspectImageObject(client: S3Client, ref: ObjectRef): Prom
   try {
     head = await client.send(new HeadObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
   } catch (error) {
-    if (error instanceof NotFound || (error as { name?: string }).name === 'NotFound') throw new ObjectMissingError(ref);
+    if (error instanceof NotFound || (error as { name?: string }).name === 'NotFound')
+      throw new ObjectMissingError(ref);
     throw error;
   }
   const size = head.ContentLength ?? 0;
@@ -214,4 +215,3 @@ export async function getObjectBytes(client: S3Client, ref: ObjectRef): Promise<
   const got = await client.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
   return readAll(got.Body);
 }
-

@@ -1,0 +1,662 @@
+/**
+ * The run ledger: what a run is, what it may spend and has spent, and one result row per job — kept in Redis beside
+ * BullMQ but outside its retention, so status, reports and retries still work after completed jobs are removed.
+ *
+ * Money is integer micro-dollars and moves only inside Lua scripts (see ledger-scripts.ts): a reservation is checked
+ * against the budget and recorded in one atomic step, and every reservation and settlement is idempotent per job, so a
+ * job that resumes after a crash can repeat any step without counting anything twice.
+ *
+ * Per run (keys from `ledgerKeys`):
+ * - meta: one field per setting (`createdAt`, `model`, `budgetMicros`, `manifestName` …), strings as they are and
+ *   `defaults` as canonical JSON, so `redis-cli HGETALL` is readable;
+ * - money: `budget` (absent = unlimited), `reserved`, `spent`, `possiblyBilled`;
+ * - reservations / settlements: job id → amount held / the job's settlement JSON;
+ * - results: job id → result row JSON; counters: status → count, plus `total`.
+ */
+import type { ChainableCommander, Redis } from 'ioredis';
+import { z } from 'zod';
+import { DepthqError, UsageError } from '../core/errors.js';
+import { type LedgerKeys, ledgerKeys, runsIndexKey } from '../core/keys.js';
+import { assertMicros, type BudgetState, formatUsd, type Micros } from '../core/money.js';
+import { type LedgerCommands, withLedgerCommands } from './ledger-scripts.js';
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------------------------------
+
+/** The run has no ledger: never created, or deleted. Nothing is reserved or recorded against an unknown run. */
+export class RunNotFoundError extends DepthqError {
+  override readonly name: string = 'RunNotFoundError';
+  readonly run: string;
+
+  constructor(run: string, options?: ErrorOptions) {
+    super(`Run ${JSON.stringify(run)} does not exist in the ledger`, options);
+    this.run = run;
+  }
+}
+
+/** A run was created again with settings that differ from the stored ones; the message names every difference. */
+export class RunMetaConflictError extends UsageError {
+  override readonly name: string = 'RunMetaConflictError';
+  readonly run: string;
+  readonly differences: readonly RunMetaDifference[];
+
+  constructor(run: string, differences: readonly RunMetaDifference[]) {
+    const listed = differences.map((d) => `${d.label} is ${d.requested} (the run has ${d.stored})`).join('; ');
+    super(
+      `Run ${JSON.stringify(run)} already exists with different settings: ${listed}. ` +
+        'Use a new run id, or the same settings (the budget of an existing run changes with `depthq budget`).',
+    );
+    this.run = run;
+    this.differences = differences;
+  }
+}
+
+/** What Redis holds does not parse: written by another version or by hand. Named so a report can say which row. */
+export class LedgerDataError extends DepthqError {
+  override readonly name: string = 'LedgerDataError';
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Schemas and types
+// ---------------------------------------------------------------------------------------------------------------------
+
+const microsSchema = z.int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+export const runMetaSchema = z.object({
+  /** ISO 8601; set by the ledger when the run is created, never compared when it is created again. */
+  createdAt: z.iso.datetime(),
+  /** The registered model id, `owner/name`. */
+  model: z.string().min(1),
+  /** The budget the run was created with (`null`: unlimited). The current budget is in `money()`. */
+  budgetMicros: microsSchema.nullable(),
+  manifest: z.object({
+    name: z.string().min(1),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, { error: 'must be 64 lowercase hex digits' }),
+  }),
+  output: z.object({
+    bucket: z.string().min(1),
+    /** `''` is the bucket's root. */
+    prefix: z.string(),
+    keyTemplate: z.string().min(1),
+  }),
+  /** Run-wide model-input defaults as given at ingest. */
+  defaults: z.record(z.string(), z.json()),
+});
+
+export type RunMeta = z.output<typeof runMetaSchema>;
+/** What `createRun` takes: the ledger stamps `createdAt` itself. */
+export type NewRun = Omit<RunMeta, 'createdAt'>;
+
+export interface RunMetaDifference {
+  /** The meta field, e.g. `model`, `manifest.sha256`. */
+  readonly field: string;
+  /** The field in words, for messages. */
+  readonly label: string;
+  readonly stored: string;
+  readonly requested: string;
+}
+
+export const RESULT_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'flagged', 'parked', 'canceled'] as const;
+export type ResultStatus = (typeof RESULT_STATUSES)[number];
+
+/** One job's row: what happened to one output image. Every field but the identity is filled in as the job goes. */
+export const resultRowSchema = z.object({
+  status: z.enum(RESULT_STATUSES),
+  rowId: z.string().min(1),
+  style: z.string().nullable(),
+  outputKey: z.string().min(1).optional(),
+  seed: z.int().nonnegative().optional(),
+  /** The prediction whose output was kept (or the last one made). */
+  predictionId: z.string().min(1).optional(),
+  /** Every prediction made for this job (retries, re-rolls), for reconciling against Replicate's invoice. */
+  predictionIds: z.array(z.string().min(1)).optional(),
+  costMicros: microsSchema.optional(),
+  attempts: z.int().nonnegative().optional(),
+  /** A short word reports group by: why the job is parked (`budget`, `paused`), failed or was canceled. */
+  reason: z.string().min(1).optional(),
+  error: z.string().optional(),
+  /** A prediction may have been created and lost (saved input older than Replicate's retention, no id): check the invoice. */
+  orphanSuspected: z.boolean().optional(),
+  startedAt: z.iso.datetime().optional(),
+  finishedAt: z.iso.datetime().optional(),
+  metadata: z.record(z.string(), z.string()).optional(),
+});
+
+export type ResultRow = z.output<typeof resultRowSchema>;
+/** A row as `registerJobs` takes it: the status is always `queued`. */
+export type QueuedRow = Omit<ResultRow, 'status'>;
+
+export type RunCounters = Record<ResultStatus | 'total', number>;
+
+export interface LedgerResult {
+  readonly jobId: string;
+  readonly row: ResultRow;
+}
+
+const settlementSchema = z.object({
+  spent: microsSchema,
+  possiblyBilled: microsSchema,
+  /** The reservation this settlement dropped; 0 when the job held none (e.g. it adopted a prediction after a crash). */
+  releasedReservation: microsSchema,
+  settledAt: z.iso.datetime(),
+});
+
+export type Settlement = z.output<typeof settlementSchema>;
+
+export type ReserveOutcome =
+  | {
+      readonly ok: true;
+      /** The amount held for the job: the existing reservation's when it held one already. */
+      readonly amount: Micros;
+      /** True when the job held this reservation before the call (a resumed job). */
+      readonly alreadyHeld: boolean;
+      readonly state: BudgetState;
+    }
+  | { readonly ok: false; readonly reason: 'budget'; readonly state: BudgetState }
+  | {
+      /** The job was settled before: its money is counted, it has nothing left to reserve. */
+      readonly ok: false;
+      readonly reason: 'settled';
+      readonly settlement: Settlement;
+      readonly state: BudgetState;
+    };
+
+export interface SettleOutcome {
+  /** This call's settlement, or the first one when the job was settled before. */
+  readonly settlement: Settlement;
+  readonly alreadySettled: boolean;
+  readonly state: BudgetState;
+}
+
+export interface ReleaseOutcome {
+  /** What was released; `null` when the job held no reservation. */
+  readonly released: Micros | null;
+  readonly state: BudgetState;
+}
+
+export interface RunLedgerOptions {
+  /** Stamps `createdAt` and `settledAt`. @defaultValue `() => new Date()` */
+  readonly now?: () => Date;
+}
+
+export interface ResultsOptions {
+  /** HSCAN's COUNT hint: rows fetched per round trip. @defaultValue 1000 */
+  readonly batchSize?: number;
+}
+
+/** Rows per registerJobs script call: large enough to amortise round trips, small enough not to block Redis long. */
+const REGISTER_CHUNK_ROWS = 1000;
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Encoding
+// ---------------------------------------------------------------------------------------------------------------------
+
+/** JSON with object keys sorted, so the same defaults always compare equal whatever order they were written in. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, inner: unknown) => {
+    if (inner === null || typeof inner !== 'object' || Array.isArray(inner)) return inner;
+    return Object.fromEntries(Object.entries(inner).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  });
+}
+
+const UNLIMITED = 'unlimited';
+
+/** The meta hash's fields in a fixed order, with a label for messages. `createdAt` is not compared. */
+const metaFields = [
+  ['model', 'model'],
+  ['budgetMicros', 'budget'],
+  ['manifestName', 'manifest name'],
+  ['manifestSha256', 'manifest sha256'],
+  ['outputBucket', 'output bucket'],
+  ['outputPrefix', 'output prefix'],
+  ['outputKeyTemplate', 'output key template'],
+  ['defaults', 'defaults'],
+] as const;
+
+type MetaField = (typeof metaFields)[number][0] | 'createdAt';
+
+function encodeMeta(meta: RunMeta): Record<MetaField, string> {
+  return {
+    createdAt: meta.createdAt,
+    model: meta.model,
+    budgetMicros: meta.budgetMicros === null ? UNLIMITED : String(meta.budgetMicros),
+    manifestName: meta.manifest.name,
+    manifestSha256: meta.manifest.sha256,
+    outputBucket: meta.output.bucket,
+    outputPrefix: meta.output.prefix,
+    outputKeyTemplate: meta.output.keyTemplate,
+    defaults: canonicalJson(meta.defaults),
+  };
+}
+
+function decodeMeta(run: string, fields: Readonly<Record<string, string>>): RunMeta {
+  try {
+    const budget = fields.budgetMicros;
+    const candidate = {
+      createdAt: fields.createdAt,
+      model: fields.model,
+      budgetMicros: budget === UNLIMITED || budget === undefined ? null : Number(budget),
+      manifest: { name: fields.manifestName, sha256: fields.manifestSha256 },
+      output: { bucket: fields.outputBucket, prefix: fields.outputPrefix, keyTemplate: fields.outputKeyTemplate },
+      defaults: JSON.parse(fields.defaults ?? 'null'),
+    };
+    return runMetaSchema.parse(candidate);
+  } catch (error) {
+    throw new LedgerDataError(`The ledger meta of run ${JSON.stringify(run)} does not parse`, { cause: error });
+  }
+}
+
+function describeMetaValue(field: MetaField, encoded: string | undefined): string {
+  if (encoded === undefined) return 'not set';
+  if (field === 'budgetMicros') {
+    if (encoded === UNLIMITED) return 'unlimited';
+    const micros = Number(encoded);
+    return Number.isSafeInteger(micros) ? formatUsd(micros) : JSON.stringify(encoded);
+  }
+  return field === 'defaults' ? encoded : JSON.stringify(encoded);
+}
+
+function metaDifferences(stored: Readonly<Record<string, string>>, requested: RunMeta): RunMetaDifference[] {
+  const wanted = encodeMeta(requested);
+  const differences: RunMetaDifference[] = [];
+  for (const [field, label] of metaFields) {
+    // A stored `defaults` is compared re-canonicalised, in case another version wrote it in another key order.
+    const storedValue = field === 'defaults' ? recanonicalise(stored[field]) : stored[field];
+    if (storedValue !== wanted[field]) {
+      differences.push({
+        field,
+        label,
+        stored: describeMetaValue(field, stored[field]),
+        requested: describeMetaValue(field, wanted[field]),
+      });
+    }
+  }
+  return differences;
+}
+
+function recanonicalise(json: string | undefined): string | undefined {
+  if (json === undefined) return undefined;
+  try {
+    return canonicalJson(JSON.parse(json));
+  } catch {
+    return json;
+  }
+}
+
+function encodeMicros(amount: Micros, what: string): string {
+  assertMicros(amount);
+  if (amount < 0) throw new RangeError(`${what} must be ≥ 0 micro-dollars, got ${amount}`);
+  return String(amount);
+}
+
+function checkJobId(jobId: string): string {
+  if (jobId === '') throw new RangeError('job id must not be empty');
+  return jobId;
+}
+
+/** A script reply as strings and nulls; anything else means the script and this module disagree. */
+function replyParts(reply: unknown, script: string): Array<string | null> {
+  if (!Array.isArray(reply)) throw new LedgerDataError(`${script} replied ${typeof reply}, not an array`);
+  return reply.map((part: unknown) => {
+    if (part === null || typeof part === 'string') return part;
+    throw new LedgerDataError(`${script} replied with a ${typeof part} where a string was expected`);
+  });
+}
+
+function parseMicros(text: string | null | undefined, what: string): Micros {
+  const value = Number(text ?? '0');
+  if (!Number.isSafeInteger(value) || value < 0) {
+    // Negative reserved money would mean a release was counted twice: a bug worth stopping for.
+    throw new LedgerDataError(`${what} in the ledger is ${JSON.stringify(text)}, not a whole number ≥ 0 of micro-dollars`);
+  }
+  return value;
+}
+
+/** `budget|null, reserved, spent, possiblyBilled` starting at `offset` of a reply. */
+function moneyStateOf(parts: ReadonlyArray<string | null>, offset: number): BudgetState {
+  const budget = parts[offset];
+  return {
+    budget: budget === null || budget === undefined ? null : parseMicros(budget, 'budget'),
+    reserved: parseMicros(parts[offset + 1], 'reserved'),
+    spent: parseMicros(parts[offset + 2], 'spent'),
+    possiblyBilled: parseMicros(parts[offset + 3], 'possiblyBilled'),
+  };
+}
+
+function parseSettlement(json: string | null | undefined, jobId: string): Settlement {
+  try {
+    return settlementSchema.parse(JSON.parse(json ?? 'null'));
+  } catch (error) {
+    throw new LedgerDataError(`The settlement of job ${JSON.stringify(jobId)} does not parse`, { cause: error });
+  }
+}
+
+function parseRow(json: string, jobId: string): ResultRow {
+  try {
+    return resultRowSchema.parse(JSON.parse(json));
+  } catch (error) {
+    throw new LedgerDataError(`The result row of job ${JSON.stringify(jobId)} does not parse`, { cause: error });
+  }
+}
+
+function emptyCounters(): RunCounters {
+  return { queued: 0, running: 0, succeeded: 0, failed: 0, flagged: 0, parked: 0, canceled: 0, total: 0 };
+}
+
+function isCounterName(name: string): name is keyof RunCounters {
+  return name === 'total' || (RESULT_STATUSES as readonly string[]).includes(name);
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The ledger
+// ---------------------------------------------------------------------------------------------------------------------
+
+export class RunLedger {
+  readonly #redis: Redis & LedgerCommands;
+  /** depthq's key prefix this ledger's keys live under. */
+  readonly prefix: string;
+  readonly #now: () => Date;
+
+  /**
+   * @param redis a connection the caller owns (and quits); the ledger's scripts are defined on it
+   * @param prefix depthq's key prefix, e.g. `DEFAULT_KEY_PREFIX`
+   */
+  constructor(redis: Redis, prefix: string, options: RunLedgerOptions = {}) {
+    this.#redis = withLedgerCommands(redis);
+    this.prefix = prefix;
+    this.#now = options.now ?? (() => new Date());
+    // Validates the prefix now rather than on first use.
+    runsIndexKey(prefix);
+  }
+
+  #keys(run: string): LedgerKeys {
+    return ledgerKeys(this.prefix, run);
+  }
+
+  // --- runs ---------------------------------------------------------------------------------------------------------
+
+  /**
+   * Creates the run. Creating it again with the same settings changes nothing (ingest may be repeated); with different
+   * settings it throws a RunMetaConflictError naming each difference. The stored `createdAt` is kept either way.
+   */
+  async createRun(run: string, meta: NewRun): Promise<{ readonly created: boolean; readonly meta: RunMeta }> {
+    const keys = this.#keys(run);
+    const full = runMetaSchema.parse({ ...meta, createdAt: this.#now().toISOString() });
+    const encoded = encodeMeta(full);
+    const fields = Object.entries({ v: '1', ...encoded }).flat();
+    const budget = full.budgetMicros === null ? '' : encodeMicros(full.budgetMicros, 'budget');
+    const reply = await this.#redis.depthqLedgerCreateRun(
+      keys.meta,
+      keys.money,
+      runsIndexKey(this.prefix),
+      run,
+      budget,
+      ...fields,
+    );
+    const parts = replyParts(reply, 'createRun');
+    if (parts[0] === 'created') return { created: true, meta: full };
+    const stored = pairsToRecord(parts.slice(1));
+    const differences = metaDifferences(stored, full);
+    if (differences.length > 0) throw new RunMetaConflictError(run, differences);
+    return { created: false, meta: decodeMeta(run, stored) };
+  }
+
+  async getRun(run: string): Promise<RunMeta | undefined> {
+    const fields = await this.#redis.hgetall(this.#keys(run).meta);
+    if (Object.keys(fields).length === 0) return undefined;
+    return decodeMeta(run, fields);
+  }
+
+  /** Every run id, sorted. */
+  async listRuns(): Promise<string[]> {
+    const runs = await this.#redis.smembers(runsIndexKey(this.prefix));
+    return runs.sort();
+  }
+
+  // --- money --------------------------------------------------------------------------------------------------------
+
+  async money(run: string): Promise<BudgetState> {
+    const keys = this.#keys(run);
+    const [exists, state] = await this.#snapshot(
+      run,
+      this.#redis.multi().exists(keys.meta).hmget(keys.money, 'budget', 'reserved', 'spent', 'possiblyBilled'),
+    );
+    if (exists !== 1) throw new RunNotFoundError(run);
+    return moneyStateOf(replyParts(state, 'HMGET money'), 0);
+  }
+
+  /**
+   * Reserves `amount` for the job unless that would take committed money (reserved + spent + possiblyBilled) past the
+   * budget — the same rule as `canReserve` in core/money.ts. Idempotent per job: a job that holds a reservation gets it
+   * back unchanged, whatever `amount` it asks for now; a settled job gets `reason: 'settled'`.
+   */
+  async reserve(run: string, jobId: string, amount: Micros): Promise<ReserveOutcome> {
+    const keys = this.#keys(run);
+    const reply = await this.#redis.depthqLedgerReserve(
+      keys.meta,
+      keys.money,
+      keys.reservations,
+      keys.settlements,
+      checkJobId(jobId),
+      encodeMicros(amount, 'amount'),
+    );
+    const parts = replyParts(reply, 'reserve');
+    const [outcome, detail] = parts;
+    if (outcome === 'no-run') throw new RunNotFoundError(run);
+    const state = moneyStateOf(parts, 2);
+    switch (outcome) {
+      case 'reserved':
+      case 'held':
+        return { ok: true, amount: parseMicros(detail, 'reservation'), alreadyHeld: outcome === 'held', state };
+      case 'budget':
+        return { ok: false, reason: 'budget', state };
+      case 'settled':
+        return { ok: false, reason: 'settled', settlement: parseSettlement(detail, jobId), state };
+      default:
+        throw new LedgerDataError(`reserve replied with an unknown outcome ${JSON.stringify(outcome)}`);
+    }
+  }
+
+  /**
+   * Settles the job once: its reservation (if it holds one) is dropped and `spent`/`possiblyBilled` are added. A job
+   * without a reservation (one whose prediction was adopted after a lost reservation) is still counted, once. Later
+   * calls change nothing and return the first settlement.
+   */
+  async settle(
+    run: string,
+    jobId: string,
+    amounts: { readonly spent: Micros; readonly possiblyBilled: Micros },
+  ): Promise<SettleOutcome> {
+    const keys = this.#keys(run);
+    const reply = await this.#redis.depthqLedgerSettle(
+      keys.meta,
+      keys.money,
+      keys.reservations,
+      keys.settlements,
+      checkJobId(jobId),
+      encodeMicros(amounts.spent, 'spent'),
+      encodeMicros(amounts.possiblyBilled, 'possiblyBilled'),
+      this.#now().toISOString(),
+    );
+    const parts = replyParts(reply, 'settle');
+    const [outcome, detail] = parts;
+    if (outcome === 'no-run') throw new RunNotFoundError(run);
+    if (outcome !== 'settled' && outcome !== 'already') {
+      throw new LedgerDataError(`settle replied with an unknown outcome ${JSON.stringify(outcome)}`);
+    }
+    return {
+      settlement: parseSettlement(detail, jobId),
+      alreadySettled: outcome === 'already',
+      state: moneyStateOf(parts, 2),
+    };
+  }
+
+  /** The job's settlement, if it was settled. */
+  async settlement(run: string, jobId: string): Promise<Settlement | undefined> {
+    const json = await this.#redis.hget(this.#keys(run).settlements, checkJobId(jobId));
+    return json === null ? undefined : parseSettlement(json, jobId);
+  }
+
+  /**
+   * Forgets a job's settlement (its money stays counted), so that the job's next life — `depthq retry` of a job that
+   * failed for good — reserves and settles anew. Returns whether there was one.
+   */
+  async clearSettlement(run: string, jobId: string): Promise<boolean> {
+    return (await this.#redis.hdel(this.#keys(run).settlements, checkJobId(jobId))) === 1;
+  }
+
+  /** Drops the job's reservation without spending anything (failed before create, canceled before start). */
+  async release(run: string, jobId: string): Promise<ReleaseOutcome> {
+    const keys = this.#keys(run);
+    const reply = await this.#redis.depthqLedgerRelease(keys.meta, keys.money, keys.reservations, checkJobId(jobId));
+    const parts = replyParts(reply, 'release');
+    const [outcome, detail] = parts;
+    if (outcome === 'no-run') throw new RunNotFoundError(run);
+    if (outcome !== 'released' && outcome !== 'none') {
+      throw new LedgerDataError(`release replied with an unknown outcome ${JSON.stringify(outcome)}`);
+    }
+    return {
+      released: outcome === 'released' ? parseMicros(detail, 'reservation') : null,
+      state: moneyStateOf(parts, 2),
+    };
+  }
+
+  /** Sets the budget (`null`: unlimited). Lowering it below what is committed is allowed; nothing new then reserves. */
+  async setBudget(run: string, amount: Micros | null): Promise<BudgetState> {
+    const keys = this.#keys(run);
+    const budget = amount === null ? '' : encodeMicros(amount, 'budget');
+    const parts = replyParts(await this.#redis.depthqLedgerSetBudget(keys.meta, keys.money, budget), 'setBudget');
+    if (parts[0] === 'no-run') throw new RunNotFoundError(run);
+    return moneyStateOf(parts, 2);
+  }
+
+  // --- results ------------------------------------------------------------------------------------------------------
+
+  /**
+   * Writes the job's row and moves its status counter with it, atomically. Re-recording the same status counts nothing
+   * again. Returns the status the job had before (`null` for its first row).
+   */
+  async recordResult(
+    run: string,
+    jobId: string,
+    row: ResultRow,
+  ): Promise<{ readonly previousStatus: ResultStatus | null }> {
+    const keys = this.#keys(run);
+    const valid = resultRowSchema.parse(row);
+    const reply = await this.#redis.depthqLedgerRecordResult(
+      keys.meta,
+      keys.results,
+      keys.counters,
+      checkJobId(jobId),
+      valid.status,
+      JSON.stringify(valid),
+    );
+    const [outcome, previous] = replyParts(reply, 'recordResult');
+    if (outcome === 'no-run') throw new RunNotFoundError(run);
+    if (outcome === 'new') return { previousStatus: null };
+    const status = RESULT_STATUSES.find((known) => known === previous);
+    return { previousStatus: status ?? null };
+  }
+
+  /**
+   * Records `queued` rows for many jobs (the enqueue path). Rows that exist are left untouched and not counted again,
+   * so a repeated ingest changes nothing. Returns how many rows were new.
+   */
+  async registerJobs(
+    run: string,
+    jobs: ReadonlyArray<{ readonly jobId: string; readonly row: QueuedRow }>,
+  ): Promise<number> {
+    const keys = this.#keys(run);
+    const encoded = jobs.map(({ jobId, row }) => [
+      checkJobId(jobId),
+      JSON.stringify(resultRowSchema.parse({ ...row, status: 'queued' })),
+    ]);
+    let added = 0;
+    for (let start = 0; start < encoded.length; start += REGISTER_CHUNK_ROWS) {
+      const chunk = encoded.slice(start, start + REGISTER_CHUNK_ROWS).flat();
+      const reply = await this.#redis.depthqLedgerRegisterJobs(keys.meta, keys.results, keys.counters, ...chunk);
+      const [outcome, count] = replyParts(reply, 'registerJobs');
+      if (outcome === 'no-run') throw new RunNotFoundError(run);
+      added += parseMicros(count, 'registered row count');
+    }
+    return added;
+  }
+
+  async counters(run: string): Promise<RunCounters> {
+    const keys = this.#keys(run);
+    const [exists, stored] = await this.#snapshot(run, this.#redis.multi().exists(keys.meta).hgetall(keys.counters));
+    if (exists !== 1) throw new RunNotFoundError(run);
+    const counters = emptyCounters();
+    for (const [name, value] of Object.entries(countersRecord(stored))) {
+      if (isCounterName(name)) counters[name] = Number(value);
+    }
+    return counters;
+  }
+
+  async result(run: string, jobId: string): Promise<ResultRow | undefined> {
+    const json = await this.#redis.hget(this.#keys(run).results, checkJobId(jobId));
+    return json === null ? undefined : parseRow(json, jobId);
+  }
+
+  /**
+   * Every result row, in no particular order, fetched with HSCAN so a run of 100k rows never blocks Redis or loads at
+   * once. HSCAN may return a row twice while the hash grows; each job is yielded once (its id is remembered, a few MB
+   * for 100k rows). Rows written during the scan may or may not be seen.
+   */
+  async *results(run: string, options: ResultsOptions = {}): AsyncGenerator<LedgerResult> {
+    const batchSize = options.batchSize ?? 1000;
+    if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
+      throw new RangeError(`batchSize must be a whole number ≥ 1, got ${batchSize}`);
+    }
+    const keys = this.#keys(run);
+    if ((await this.#redis.exists(keys.meta)) !== 1) throw new RunNotFoundError(run);
+    const seen = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, entries] = await this.#redis.hscan(keys.results, cursor, 'COUNT', batchSize);
+      for (let index = 0; index + 1 < entries.length; index += 2) {
+        const jobId = entries[index];
+        const json = entries[index + 1];
+        if (jobId === undefined || json === undefined || seen.has(jobId)) continue;
+        seen.add(jobId);
+        yield { jobId, row: parseRow(json, jobId) };
+      }
+      cursor = next;
+    } while (cursor !== '0');
+  }
+
+  /** Runs a MULTI of exactly two commands and returns their results, failing on any command error. */
+  async #snapshot(
+    run: string,
+    multi: ChainableCommander,
+  ): Promise<readonly [unknown, unknown]> {
+    const replies = await multi.exec();
+    if (replies === null) throw new LedgerDataError(`The ledger transaction for run ${JSON.stringify(run)} was aborted`);
+    const results = replies.map(([error, value]) => {
+      if (error !== null) throw error;
+      return value;
+    });
+    return [results[0], results[1]];
+  }
+}
+
+function pairsToRecord(parts: ReadonlyArray<string | null>): Record<string, string> {
+  const record: Record<string, string> = {};
+  for (let index = 0; index + 1 < parts.length; index += 2) {
+    const field = parts[index];
+    const value = parts[index + 1];
+    if (typeof field === 'string' && typeof value === 'string') record[field] = value;
+  }
+  return record;
+}
+
+function countersRecord(stored: unknown): Record<string, string> {
+  if (typeof stored !== 'object' || stored === null) return {};
+  if (Array.isArray(stored)) return pairsToRecord(replyParts(stored, 'HGETALL counters'));
+  const record: Record<string, string> = {};
+  for (const [field, value] of Object.entries(stored)) {
+    if (typeof value === 'string') record[field] = value;
+  }
+  return record;
+}
