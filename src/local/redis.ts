@@ -360,6 +360,9 @@ async function startServerProcess(
   });
   while (true) {
     if (spawnError !== undefined) {
+      // No process started, so no 'exit' will come to untrack it.
+      liveChildren.delete(child);
+      updateExitHook();
       throw new LocalStackError(`could not run ${command}: ${spawnError.message}`, { cause: spawnError });
     }
     if (exitDescription !== undefined) {

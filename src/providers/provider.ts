@@ -68,6 +68,13 @@ export interface ImageModelProvider {
   listCreatedBetween(since: Date, until: Date, signal?: AbortSignal): AsyncGenerator<Prediction>;
   /** The prediction of `model` created since `since` whose input equals `input` exactly, if one exists. */
   findByInput(model: ModelId, input: ModelInput, since: Date, signal?: AbortSignal): Promise<Prediction | undefined>;
+  /** The same, by the input's `inputFingerprint`: what a job that crashed mid-create kept of what it sent. */
+  findByFingerprint(
+    model: ModelId,
+    fingerprint: string,
+    since: Date,
+    signal?: AbortSignal,
+  ): Promise<Prediction | undefined>;
   /** Resolves once the prediction is succeeded, failed, canceled or aborted, polling with growing intervals. */
   awaitTerminal(prediction: Prediction, options?: AwaitOptions): Promise<Prediction>;
 }

@@ -8,6 +8,7 @@
  * is the create sent again.
  */
 import Replicate from 'replicate';
+import { inputFingerprint } from '../core/fingerprint.js';
 import type { ModelId, ModelInput } from '../core/models.js';
 import { ProviderHttpError, ProviderNetworkError } from './http-errors.js';
 import {
@@ -52,18 +53,6 @@ export class AwaitDeadlineError extends Error {
   constructor(readonly prediction: Prediction) {
     super(`prediction ${prediction.id} is still ${prediction.status} at the deadline`);
   }
-}
-
-/** Same JSON whatever the key order: how an input sent is recognised in a listing. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, item]) => item !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
 }
 
 /** Whole seconds, as Replicate's `Cancel-After` header takes durations (`90s`). */
@@ -170,17 +159,20 @@ export class ReplicateProvider implements ImageModelProvider {
     }
   }
 
-  async findByInput(
+  findByInput(model: ModelId, input: ModelInput, since: Date, signal?: AbortSignal): Promise<Prediction | undefined> {
+    return this.findByFingerprint(model, inputFingerprint(input), since, signal);
+  }
+
+  async findByFingerprint(
     model: ModelId,
-    input: ModelInput,
+    fingerprint: string,
     since: Date,
     signal?: AbortSignal,
   ): Promise<Prediction | undefined> {
-    const wanted = canonicalJson(input);
     const until = new Date(this.now() + this.clockSkewMs);
     for await (const prediction of this.listCreatedBetween(since, until, signal)) {
       if (prediction.model !== undefined && prediction.model !== model) continue;
-      if (prediction.input && canonicalJson(prediction.input) === wanted) return prediction;
+      if (prediction.input && inputFingerprint(prediction.input) === fingerprint) return prediction;
     }
     return undefined;
   }

@@ -90,9 +90,11 @@ export async function writeCheckpointFenced(redis: Redis, write: FencedCheckpoin
   const { queueKeyPrefix, jobId, token, data } = write;
   if (queueKeyPrefix === '' || jobId === '') throw new RangeError('queueKeyPrefix and jobId must not be empty');
   // No lock ever holds an empty token: BullMQ's token "0" means "no lock", and an empty one is a caller's bug.
-  if (token === '' || token === '0') throw new RangeError(`a job's lock token is required, got ${JSON.stringify(token)}`);
+  if (token === '' || token === '0')
+    throw new RangeError(`a job's lock token is required, got ${JSON.stringify(token)}`);
   const json = JSON.stringify(data);
-  if (json === undefined) throw new TypeError('checkpoint data must be JSON-serialisable (got undefined or a function)');
+  if (json === undefined)
+    throw new TypeError('checkpoint data must be JSON-serialisable (got undefined or a function)');
   const jobKey = `${queueKeyPrefix}:${jobId}`;
   const reply = await withFencedCheckpointCommand(redis).depthqWriteCheckpointFenced(
     jobKey,

@@ -322,7 +322,14 @@ type ScriptReply = Promise<unknown>;
 
 /** The commands `defineCommand` adds: keys first, then arguments, as the headers above list them. */
 export interface LedgerCommands {
-  depthqLedgerCreateRun(meta: string, money: string, runs: string, run: string, budget: string, ...fields: string[]): ScriptReply;
+  depthqLedgerCreateRun(
+    meta: string,
+    money: string,
+    runs: string,
+    run: string,
+    budget: string,
+    ...fields: string[]
+  ): ScriptReply;
   depthqLedgerReserve(
     meta: string,
     money: string,

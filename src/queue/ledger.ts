@@ -308,7 +308,9 @@ function parseMicros(text: string | null | undefined, what: string): Micros {
   const value = Number(text ?? '0');
   if (!Number.isSafeInteger(value) || value < 0) {
     // Negative reserved money would mean a release was counted twice: a bug worth stopping for.
-    throw new LedgerDataError(`${what} in the ledger is ${JSON.stringify(text)}, not a whole number ≥ 0 of micro-dollars`);
+    throw new LedgerDataError(
+      `${what} in the ledger is ${JSON.stringify(text)}, not a whole number ≥ 0 of micro-dollars`,
+    );
   }
   return value;
 }
@@ -627,12 +629,10 @@ export class RunLedger {
   }
 
   /** Runs a MULTI of exactly two commands and returns their results, failing on any command error. */
-  async #snapshot(
-    run: string,
-    multi: ChainableCommander,
-  ): Promise<readonly [unknown, unknown]> {
+  async #snapshot(run: string, multi: ChainableCommander): Promise<readonly [unknown, unknown]> {
     const replies = await multi.exec();
-    if (replies === null) throw new LedgerDataError(`The ledger transaction for run ${JSON.stringify(run)} was aborted`);
+    if (replies === null)
+      throw new LedgerDataError(`The ledger transaction for run ${JSON.stringify(run)} was aborted`);
     const results = replies.map(([error, value]) => {
       if (error !== null) throw error;
       return value;

@@ -3,17 +3,15 @@
  * replaced by the sha256 of the bytes it served. A control image presigned twice (two different URLs) is the same
  * input; the same URL serving new bytes is not. Used for deterministic flagging and for counting inputs billed twice.
  */
-import { createHash } from 'node:crypto';
+import { inputFingerprint } from '../core/fingerprint.js';
 import type { ModelInput } from '../core/models.js';
 
 export function contentKeyOf(modelId: string, input: ModelInput, imageDigests: ReadonlyMap<string, string>): string {
-  const entries = Object.keys(input)
-    .sort()
-    .map((name) => {
+  const content = Object.fromEntries(
+    Object.entries(input).map(([name, value]) => {
       const digest = imageDigests.get(name);
-      return [name, digest === undefined ? input[name] : `sha256:${digest}`] as const;
-    });
-  return createHash('sha256')
-    .update(JSON.stringify([modelId, entries]))
-    .digest('hex');
+      return [name, digest === undefined ? value : `sha256:${digest}`];
+    }),
+  );
+  return inputFingerprint({ model: modelId, input: content });
 }

@@ -95,7 +95,10 @@ describe('runs', () => {
 
     now = new Date('2025-06-01T00:00:00.000Z');
     // Same settings, defaults written in another key order.
-    const again = await ledger.createRun('alpha', newRun({ defaults: { output_format: 'jpg', guidance: 15, steps: 50 } }));
+    const again = await ledger.createRun(
+      'alpha',
+      newRun({ defaults: { output_format: 'jpg', guidance: 15, steps: 50 } }),
+    );
     expect(again.created).toBe(false);
     expect(again.meta.createdAt).toBe('2025-01-01T00:00:00.000Z');
     expect(await ledger.money('alpha')).toMatchObject({ reserved: PRICE });
@@ -131,9 +134,9 @@ describe('runs', () => {
     await expect(ledger.release('missing', 'job-1')).rejects.toThrow(RunNotFoundError);
     await expect(ledger.setBudget('missing', PRICE)).rejects.toThrow(RunNotFoundError);
     await expect(ledger.recordResult('missing', 'job-1', row('queued', 'r1'))).rejects.toThrow(RunNotFoundError);
-    await expect(ledger.registerJobs('missing', [{ jobId: 'job-1', row: { rowId: 'r1', style: null } }])).rejects.toThrow(
-      RunNotFoundError,
-    );
+    await expect(
+      ledger.registerJobs('missing', [{ jobId: 'job-1', row: { rowId: 'r1', style: null } }]),
+    ).rejects.toThrow(RunNotFoundError);
     await expect(ledger.money('missing')).rejects.toThrow(RunNotFoundError);
     await expect(ledger.counters('missing')).rejects.toThrow(RunNotFoundError);
     // Nothing was written for the unknown run.
@@ -227,7 +230,12 @@ describe('settle and release', () => {
     const first = await ledger.settle(run, 'job-1', { spent: PRICE, possiblyBilled: 30_000 });
     expect(first).toEqual({
       alreadySettled: false,
-      settlement: { spent: PRICE, possiblyBilled: 30_000, releasedReservation: 2 * PRICE, settledAt: now.toISOString() },
+      settlement: {
+        spent: PRICE,
+        possiblyBilled: 30_000,
+        releasedReservation: 2 * PRICE,
+        settledAt: now.toISOString(),
+      },
       state: { budget: 10 * PRICE, reserved: 0, spent: PRICE, possiblyBilled: 30_000 },
     });
 

@@ -324,7 +324,14 @@ describe('startLocalStack', () => {
       expect(onlyS3.simulator).toBeUndefined();
       expect(onlyS3.s3).toBeDefined();
       expect(Object.keys(onlyS3.env()).sort()).toEqual(
-        ['AWS_ACCESS_KEY_ID', 'AWS_REGION', 'AWS_SECRET_ACCESS_KEY', 'S3_BUCKET', 'S3_ENDPOINT', 'S3_FORCE_PATH_STYLE'].sort(),
+        [
+          'AWS_ACCESS_KEY_ID',
+          'AWS_REGION',
+          'AWS_SECRET_ACCESS_KEY',
+          'S3_BUCKET',
+          'S3_ENDPOINT',
+          'S3_FORCE_PATH_STYLE',
+        ].sort(),
       );
     } finally {
       await onlyS3.stop();

@@ -6,7 +6,14 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningSimulator, startSimulator } from '../../src/sim/index.js';
-import { clientFor, eventually, type FixtureServer, makePng, startFixtureServer, waitForEnd } from '../helpers/sim-fixtures.js';
+import {
+  clientFor,
+  eventually,
+  type FixtureServer,
+  makePng,
+  startFixtureServer,
+  waitForEnd,
+} from '../helpers/sim-fixtures.js';
 
 const PRO = 'black-forest-labs/flux-depth-pro';
 const DEV = 'black-forest-labs/flux-depth-dev';

@@ -6,7 +6,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { validateWebhook } from 'replicate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningSimulator, signWebhook, startSimulator } from '../../src/sim/index.js';
-import { clientFor, eventually, type FixtureServer, makePng, startFixtureServer, waitForEnd } from '../helpers/sim-fixtures.js';
+import {
+  clientFor,
+  eventually,
+  type FixtureServer,
+  makePng,
+  startFixtureServer,
+  waitForEnd,
+} from '../helpers/sim-fixtures.js';
 
 const PRO = 'black-forest-labs/flux-depth-pro';
 

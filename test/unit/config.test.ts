@@ -42,7 +42,9 @@ describe('loadConfig', () => {
       region: 'eu-west-1',
     });
     expect(config.prefix).toBe('studio-a');
-    expect(loadConfig({ S3_ENDPOINT: 'http://minio:9000', S3_FORCE_PATH_STYLE: 'false' }).s3.forcePathStyle).toBe(false);
+    expect(loadConfig({ S3_ENDPOINT: 'http://minio:9000', S3_FORCE_PATH_STYLE: 'false' }).s3.forcePathStyle).toBe(
+      false,
+    );
     expect(loadConfig({ S3_FORCE_PATH_STYLE: 'true' }).s3.forcePathStyle).toBe(true);
   });
 

@@ -433,6 +433,7 @@ describe('ledger keys', () => {
       money: 'depthq:run:myrun:money',
       results: 'depthq:run:myrun:results',
       reservations: 'depthq:run:myrun:reservations',
+      settlements: 'depthq:run:myrun:settlements',
     });
     expect(DEFAULT_KEY_PREFIX).toBe('depthq');
   });

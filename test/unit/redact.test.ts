@@ -12,6 +12,8 @@ describe('redactUrl', () => {
     expect(redactUrl('redis://:hunter2@redis:6379')).toBe('redis://:***@redis:6379');
   });
   it('leaves a plain URL alone', () => {
-    expect(redactUrl('https://api.replicate.com/v1/predictions/abc')).toBe('https://api.replicate.com/v1/predictions/abc');
+    expect(redactUrl('https://api.replicate.com/v1/predictions/abc')).toBe(
+      'https://api.replicate.com/v1/predictions/abc',
+    );
   });
 });

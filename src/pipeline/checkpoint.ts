@@ -1,0 +1,77 @@
+/**
+ * The render job's checkpoint: what each finished step left for a resumed job to skip. It lives in `job.data.checkpoint`
+ * and is only ever written fenced (only while this worker holds the job's lock), each write before the next step.
+ */
+import { z } from 'zod';
+import { FatalJobError } from '../core/errors.js';
+
+const storedObjectSchema = z.object({
+  key: z.string().min(1),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  size: z.int().nonnegative(),
+  contentType: z.string().min(1),
+  etag: z.string().optional(),
+  /** The provider URL it was copied from (no query string). */
+  source: z.string(),
+});
+export type StoredOutput = z.output<typeof storedObjectSchema>;
+
+const controlImageFactsSchema = z.object({
+  etag: z.string().optional(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  size: z.int().nonnegative(),
+});
+export type ControlImageFacts = z.output<typeof controlImageFactsSchema>;
+
+/** The part of the prediction worth keeping once it succeeded: enough for the sidecar and the ledger. */
+const finishedPredictionSchema = z.object({
+  id: z.string().min(1),
+  createdAt: z.string(),
+  startedAt: z.string().nullable(),
+  completedAt: z.string().nullable(),
+  outputUrls: z.array(z.string()),
+  imageCount: z.int().nonnegative(),
+  predictTimeSeconds: z.number().nullable(),
+  /** The seed the model says it used (`Using seed: N` in its logs), when it says so. */
+  loggedSeed: z.int().nullable(),
+});
+export type FinishedPrediction = z.output<typeof finishedPredictionSchema>;
+
+export const checkpointSchema = z.object({
+  /**
+   * Written just before a create is sent: what was sent (its fingerprint, never the input itself, whose presigned URL is
+   * a credential) and when. A job resumed with this and no `predictionId` may have paid for a prediction whose id it
+   * never saw: it looks for it by fingerprint before it creates anything.
+   */
+  creating: z.object({ fingerprint: z.string().regex(/^[0-9a-f]{64}$/), sentAt: z.iso.datetime() }).optional(),
+  /** The prediction this attempt is waiting for. Cleared when a failure calls for a new prediction. */
+  predictionId: z.string().min(1).optional(),
+  /** Every prediction this job created or adopted, for reconciling against the invoice. */
+  predictionIds: z.array(z.string().min(1)).default([]),
+  control: controlImageFactsSchema.optional(),
+  finished: finishedPredictionSchema.optional(),
+  stored: z.array(storedObjectSchema).optional(),
+  /** The saved input was too old to be matched (past Replicate's retention): a prediction may have been lost and paid. */
+  orphanSuspected: z.boolean().default(false),
+  /** The job's money and result row are written: nothing is left to do. */
+  recorded: z.boolean().default(false),
+});
+
+export type Checkpoint = z.output<typeof checkpointSchema>;
+
+export const emptyCheckpoint: Checkpoint = { predictionIds: [], orphanSuspected: false, recorded: false };
+
+/**
+ * A checkpoint that cannot be read is fatal, not ignored: starting over could create (and pay for) a second prediction
+ * for an image whose first one the unreadable checkpoint recorded.
+ */
+export function readCheckpoint(value: unknown): Checkpoint {
+  if (value === undefined || value === null) return emptyCheckpoint;
+  const parsed = checkpointSchema.safeParse(value);
+  if (!parsed.success) {
+    throw new FatalJobError(`the job's checkpoint is unreadable:\n${z.prettifyError(parsed.error)}`, {
+      cause: parsed.error,
+    });
+  }
+  return parsed.data;
+}

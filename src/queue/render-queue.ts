@@ -1,0 +1,149 @@
+/**
+ * The render queue: its name, the options every render job is added with, the worker settings that make a killed
+ * worker's jobs move on in seconds, and `enqueueRenderJobs`, the one way jobs enter it.
+ */
+import { type Job, Queue, type WorkerOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { backoffDelayMs } from '../core/errors.js';
+import { type RenderJob, renderJobIdOf } from '../core/render-job.js';
+import type { RunLedger } from './ledger.js';
+
+export const RENDER_QUEUE_NAME = 'render';
+
+/** What BullMQ keeps in `job.data`: the payload plus the pipeline's checkpoint (see pipeline/checkpoint.ts). */
+export type RenderJobData = RenderJob & { readonly checkpoint?: unknown };
+
+export interface RenderQueueSettings {
+  /** Prediction creates per minute, across every worker: Replicate's account limit. @defaultValue 600 */
+  readonly createsPerMinute: number;
+  /** Jobs in flight across every worker (`queue.setGlobalConcurrency`). @defaultValue 64 */
+  readonly globalConcurrency: number;
+  /** Jobs in flight in one worker process. @defaultValue 16 */
+  readonly workerConcurrency: number;
+  /** Attempts per job before it fails for good; throttling and parking spend none. @defaultValue 8 */
+  readonly attempts: number;
+  /**
+   * How long a worker's lock on a job lasts (renewed at half of it). A killed worker's jobs are picked up again after
+   * 1–2 × this (measured: STACK_NOTES.md), so it is short; a longer event-loop stall than this loses the lock, and the
+   * fenced checkpoints make that safe. @defaultValue 6000
+   */
+  readonly lockDurationMs: number;
+  /** How often workers look for stalled jobs. @defaultValue 3000 */
+  readonly stalledIntervalMs: number;
+  /**
+   * Stalls a job survives. Every step resumes from its checkpoint, so a stall (a SIGKILLed worker, a deploy) is harmless
+   * and BullMQ's default of 1 — fail for good on the second stall — would turn deploys into failures. @defaultValue 20
+   */
+  readonly maxStalledCount: number;
+  /** First retry delay after a transient failure; doubles up to `backoffCapMs`, full jitter. @defaultValue 2000 */
+  readonly backoffBaseMs: number;
+  /** @defaultValue 300000 */
+  readonly backoffCapMs: number;
+}
+
+export const defaultRenderQueueSettings: RenderQueueSettings = {
+  createsPerMinute: 600,
+  globalConcurrency: 64,
+  workerConcurrency: 16,
+  attempts: 8,
+  lockDurationMs: 6_000,
+  stalledIntervalMs: 3_000,
+  maxStalledCount: 20,
+  backoffBaseMs: 2_000,
+  backoffCapMs: 300_000,
+};
+
+/** The backoff type render jobs are added with; the worker's `backoffStrategy` computes it. */
+export const RENDER_BACKOFF_TYPE = 'depthq-jitter';
+
+export function renderJobOptions(settings: RenderQueueSettings): Queue['defaultJobOptions'] {
+  return {
+    attempts: settings.attempts,
+    backoff: { type: RENDER_BACKOFF_TYPE },
+    // The run ledger is the record; BullMQ keeps finished jobs only long enough to look at them.
+    removeOnComplete: { age: 24 * 3600, count: 50_000 },
+    removeOnFail: { age: 7 * 24 * 3600, count: 50_000 },
+  };
+}
+
+/** The Worker options every render worker uses; the connection and the processor are the caller's. */
+export function renderWorkerOptions(
+  settings: RenderQueueSettings,
+  random: () => number = Math.random,
+): Omit<WorkerOptions, 'connection'> {
+  return {
+    concurrency: settings.workerConcurrency,
+    limiter: { max: settings.createsPerMinute, duration: 60_000 },
+    lockDuration: settings.lockDurationMs,
+    stalledInterval: settings.stalledIntervalMs,
+    maxStalledCount: settings.maxStalledCount,
+    settings: {
+      backoffStrategy: (attemptsMade: number) =>
+        backoffDelayMs({
+          attempt: Math.max(1, attemptsMade),
+          baseMs: settings.backoffBaseMs,
+          capMs: settings.backoffCapMs,
+          random,
+        }),
+    },
+  };
+}
+
+export function createRenderQueue(
+  connection: Redis,
+  prefix: string,
+  settings: RenderQueueSettings,
+): Queue<RenderJobData> {
+  return new Queue<RenderJobData>(RENDER_QUEUE_NAME, {
+    connection,
+    prefix,
+    defaultJobOptions: renderJobOptions(settings),
+  });
+}
+
+/** The key prefix of the queue's job hashes, `<prefix>:<queue>`: what fenced checkpoint writes address. */
+export function queueKeyPrefixOf(prefix: string): string {
+  return `${prefix}:${RENDER_QUEUE_NAME}`;
+}
+
+export interface EnqueueOutcome {
+  /** Jobs that were new to the run. */
+  readonly added: number;
+  /** Jobs the run had already (same id): left exactly as they were. */
+  readonly existing: number;
+}
+
+/** Jobs per `addBulk` call: one round trip each, small enough not to block Redis noticeably. */
+const ENQUEUE_BATCH = 1_000;
+
+/**
+ * Enqueues render jobs with deterministic ids (run + row + style), so enqueueing the same jobs again adds nothing and
+ * changes nothing. The ledger's `queued` rows are written first: a crash between the two leaves rows whose jobs the next
+ * enqueue adds, never a job the ledger does not know.
+ */
+export async function enqueueRenderJobs(
+  queue: Queue<RenderJobData>,
+  ledger: RunLedger,
+  run: string,
+  jobs: readonly RenderJob[],
+): Promise<EnqueueOutcome> {
+  let added = 0;
+  for (let start = 0; start < jobs.length; start += ENQUEUE_BATCH) {
+    const batch = jobs.slice(start, start + ENQUEUE_BATCH);
+    for (const job of batch) {
+      if (job.run !== run) throw new RangeError(`job ${renderJobIdOf(job)} belongs to run ${job.run}, not ${run}`);
+    }
+    added += await ledger.registerJobs(
+      run,
+      batch.map((job) => ({
+        jobId: renderJobIdOf(job),
+        row: { rowId: job.rowId, style: job.style, outputKey: job.output.key, seed: Number(job.input.seed) },
+      })),
+    );
+    await queue.addBulk(batch.map((job) => ({ name: run, data: job, opts: { jobId: renderJobIdOf(job) } })));
+  }
+  return { added, existing: jobs.length - added };
+}
+
+/** A render job as the processor sees it. */
+export type RenderQueueJob = Job<RenderJobData>;
