@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { ConfigError, coerceError, UsageError } from '../core/errors.js';
 import { registerConfigCommand } from './config.js';
 import { registerSimulateCommand } from './simulate.js';
+import { registerWorkerCommand } from './worker.js';
 
 export function buildProgram(): Command {
   const program = new Command('depthq')
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
     .configureHelp({ sortSubcommands: true });
   registerConfigCommand(program);
   registerSimulateCommand(program);
+  registerWorkerCommand(program);
   return program;
 }
 

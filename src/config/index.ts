@@ -41,6 +41,17 @@ const bucketName = z
 
 const flag = z.preprocess((value) => (value === '' ? undefined : value), z.stringbool().optional());
 
+const positiveInt = (what: string, max: number) =>
+  z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z.coerce
+      .number({ error: `expected a whole number for ${what}` })
+      .int({ error: `expected a whole number for ${what}` })
+      .min(1, { error: `expected ${what} of at least 1` })
+      .max(max, { error: `expected ${what} of at most ${max}` })
+      .optional(),
+  );
+
 export const environmentSchema = z.object({
   REDIS_URL: z.preprocess((value) => (value === '' ? undefined : value), redisUrl.default('redis://127.0.0.1:6379')),
   REPLICATE_API_TOKEN: optionalText,
@@ -61,6 +72,17 @@ export const environmentSchema = z.object({
       })
       .default('depthq'),
   ),
+  DEPTHQ_WORKER_CONCURRENCY: positiveInt('jobs in flight per worker process', 1000),
+  DEPTHQ_GLOBAL_CONCURRENCY: positiveInt('jobs in flight across all workers', 100_000),
+  DEPTHQ_CREATES_PER_MINUTE: positiveInt('prediction creates per minute', 100_000),
+  DEPTHQ_JOB_ATTEMPTS: positiveInt('attempts per job', 100),
+  DEPTHQ_LOCK_DURATION_MS: positiveInt('a job lock duration in ms', 3_600_000),
+  DEPTHQ_STALLED_INTERVAL_MS: positiveInt('a stalled-job check interval in ms', 3_600_000),
+  DEPTHQ_BACKOFF_BASE_MS: positiveInt('a retry backoff in ms', 3_600_000),
+  DEPTHQ_POLL_INITIAL_MS: positiveInt('a poll interval in ms', 600_000),
+  DEPTHQ_POLL_MAX_MS: positiveInt('a poll interval in ms', 600_000),
+  DEPTHQ_CREATE_WAIT_SECONDS: positiveInt('seconds a create may hold (Prefer: wait)', 60),
+  DEPTHQ_SHUTDOWN_TIMEOUT_MS: positiveInt('a shutdown deadline in ms', 3_600_000),
   LOG_LEVEL: z.preprocess(
     (value) => (value === '' ? undefined : value),
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -84,6 +106,30 @@ export interface Config {
   /** Namespace of every Redis key depthq writes: BullMQ's prefix and the run ledger's. */
   readonly prefix: string;
   readonly logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
+  /**
+   * Worker tuning; each absent value means "the built-in default" (src/queue/render-queue.ts, src/pipeline/render.ts,
+   * src/providers/replicate.ts), so the defaults live beside the code they tune.
+   */
+  readonly worker: {
+    readonly concurrency?: number;
+    readonly globalConcurrency?: number;
+    readonly createsPerMinute?: number;
+    readonly attempts?: number;
+    readonly lockDurationMs?: number;
+    readonly stalledIntervalMs?: number;
+    readonly backoffBaseMs?: number;
+    readonly pollInitialMs?: number;
+    readonly pollMaxMs?: number;
+    readonly createWaitSeconds?: number;
+    readonly shutdownTimeoutMs?: number;
+  };
+}
+
+/** Drops absent values, so `{ ...defaults, ...overrides }` keeps the defaults (exactOptionalPropertyTypes-friendly). */
+function definedOnly<T extends Record<string, unknown>>(record: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(record).filter(([, value]) => value !== undefined)) as {
+    [K in keyof T]?: Exclude<T[K], undefined>;
+  };
 }
 
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -117,6 +163,19 @@ export function loadConfig(env: Environment = process.env): Config {
     },
     prefix: e.DEPTHQ_PREFIX,
     logLevel: e.LOG_LEVEL,
+    worker: definedOnly({
+      concurrency: e.DEPTHQ_WORKER_CONCURRENCY,
+      globalConcurrency: e.DEPTHQ_GLOBAL_CONCURRENCY,
+      createsPerMinute: e.DEPTHQ_CREATES_PER_MINUTE,
+      attempts: e.DEPTHQ_JOB_ATTEMPTS,
+      lockDurationMs: e.DEPTHQ_LOCK_DURATION_MS,
+      stalledIntervalMs: e.DEPTHQ_STALLED_INTERVAL_MS,
+      backoffBaseMs: e.DEPTHQ_BACKOFF_BASE_MS,
+      pollInitialMs: e.DEPTHQ_POLL_INITIAL_MS,
+      pollMaxMs: e.DEPTHQ_POLL_MAX_MS,
+      createWaitSeconds: e.DEPTHQ_CREATE_WAIT_SECONDS,
+      shutdownTimeoutMs: e.DEPTHQ_SHUTDOWN_TIMEOUT_MS,
+    }),
   };
 }
 
@@ -151,5 +210,6 @@ export function describeConfig(config: Config): Record<string, string> {
     AWS_REGION: config.s3.region,
     DEPTHQ_PREFIX: config.prefix,
     LOG_LEVEL: config.logLevel,
+    ...Object.fromEntries(Object.entries(config.worker).map(([name, value]) => [`worker.${name}`, String(value)])),
   };
 }

@@ -1,0 +1,158 @@
+/**
+ * Helpers for tests that run render jobs end to end on the local stack: control images uploaded to s3rver, a run in the
+ * ledger, jobs enqueued through `enqueueRenderJobs`, and ways to wait for the ledger to settle.
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { type Config, loadConfig } from '../../src/config/index.js';
+import { fluxDepthPro } from '../../src/core/models.js';
+import { buildRenderJob, type RenderJob } from '../../src/core/render-job.js';
+import { makeControlImages } from '../../src/local/control-images.js';
+import type { LocalStack } from '../../src/local/stack.js';
+import { closeConnection, connectProducer, createProducerConnection } from '../../src/queue/connections.js';
+import { type RunCounters, RunLedger } from '../../src/queue/ledger.js';
+import {
+  createRenderQueue,
+  defaultRenderQueueSettings,
+  enqueueRenderJobs,
+  type RenderJobData,
+} from '../../src/queue/render-queue.js';
+import { putBytesObject } from '../../src/storage/s3.js';
+import { uniqueName } from './stack.js';
+
+export interface RenderRunFixture {
+  readonly prefix: string;
+  readonly run: string;
+  readonly bucket: string;
+  readonly config: Config;
+  readonly redis: Redis;
+  readonly ledger: RunLedger;
+  readonly queue: Queue<RenderJobData>;
+  readonly s3: S3Client;
+  readonly jobs: readonly RenderJob[];
+  close(): Promise<void>;
+}
+
+export interface RenderRunOptions {
+  readonly images: number;
+  readonly styles: readonly string[];
+  readonly budgetMicros?: number | null;
+  /** Extra environment for the worker config (DEPTHQ_* tuning). */
+  readonly env?: Record<string, string>;
+  /** Give every row a seed of its own (manifest seed) instead of a derived one. */
+  readonly manifestSeeds?: boolean;
+  readonly input?: Record<string, string | number | boolean>;
+}
+
+/** The environment a worker (in-process or child) needs for this stack, plus fast timings for tests. */
+export function workerEnvironment(
+  stack: LocalStack,
+  prefix: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    ...stack.env(),
+    DEPTHQ_PREFIX: prefix,
+    DEPTHQ_LOCK_DURATION_MS: '4000',
+    DEPTHQ_STALLED_INTERVAL_MS: '2000',
+    DEPTHQ_BACKOFF_BASE_MS: '100',
+    DEPTHQ_POLL_INITIAL_MS: '100',
+    DEPTHQ_POLL_MAX_MS: '400',
+    DEPTHQ_CREATE_WAIT_SECONDS: '2',
+    LOG_LEVEL: 'silent',
+    ...extra,
+  };
+}
+
+export async function prepareRenderRun(stack: LocalStack, options: RenderRunOptions): Promise<RenderRunFixture> {
+  const s3Server = stack.s3;
+  if (s3Server === undefined) throw new Error('the stack has no S3');
+  const prefix = uniqueName('dq').replace(/-/g, '_');
+  const run = uniqueName('run');
+  const env = workerEnvironment(stack, prefix, options.env);
+  // The AWS SDK's credential chain reads process.env: in-process clients need s3rver's keys there.
+  process.env.AWS_ACCESS_KEY_ID = env.AWS_ACCESS_KEY_ID;
+  process.env.AWS_SECRET_ACCESS_KEY = env.AWS_SECRET_ACCESS_KEY;
+  const config = loadConfig(env);
+  const s3 = s3Server.client();
+  const bucket = s3Server.bucket;
+  const images = await makeControlImages({ count: options.images, width: 256, height: 192 });
+  await Promise.all(
+    images.map((image) =>
+      putBytesObject(s3, { bucket, key: `controls/${image.name}.png` }, image.bytes, image.contentType),
+    ),
+  );
+  const redis = createProducerConnection(config.redisUrl);
+  await connectProducer(redis);
+  const ledger = new RunLedger(redis, prefix);
+  await ledger.createRun(run, {
+    model: fluxDepthPro.id,
+    budgetMicros: options.budgetMicros ?? null,
+    manifest: { name: 'test.csv', sha256: '0'.repeat(64) },
+    output: { bucket, prefix: 'out', keyTemplate: '{run}/{style}/{id}.{ext}' },
+    defaults: {},
+  });
+  if (options.budgetMicros !== undefined) await ledger.setBudget(run, options.budgetMicros);
+  const jobs: RenderJob[] = [];
+  for (const [index, image] of images.entries()) {
+    for (const style of options.styles) {
+      jobs.push(
+        buildRenderJob({
+          run,
+          rowId: image.name,
+          style,
+          model: fluxDepthPro.id,
+          controlImage: { bucket, key: `controls/${image.name}.png` },
+          input: {
+            prompt: `${image.description}, ${style} style`,
+            steps: 15,
+            ...(options.manifestSeeds ? { seed: 1_000 + index } : {}),
+            ...options.input,
+          },
+          output: { bucket, prefix: 'out' },
+          metadata: { source: 'test' },
+        }),
+      );
+    }
+  }
+  const queue = createRenderQueue(redis, prefix, defaultRenderQueueSettings);
+  await enqueueRenderJobs(queue, ledger, run, jobs);
+  return {
+    prefix,
+    run,
+    bucket,
+    config,
+    redis,
+    ledger,
+    queue,
+    s3,
+    jobs,
+    async close() {
+      await queue.close();
+      await closeConnection(redis);
+    },
+  };
+}
+
+/** Polls the ledger until `done(counters)` or the timeout; returns the last counters either way. */
+export async function waitForCounters(
+  ledger: RunLedger,
+  run: string,
+  done: (counters: RunCounters) => boolean,
+  timeoutMs = 60_000,
+): Promise<RunCounters> {
+  const deadline = Date.now() + timeoutMs;
+  let counters = await ledger.counters(run);
+  while (!done(counters) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    counters = await ledger.counters(run);
+  }
+  return counters;
+}
+
+export function s3ClientFor(stack: LocalStack): S3Client {
+  const s3 = stack.s3;
+  if (s3 === undefined) throw new Error('the stack has no S3');
+  return s3.client();
+}

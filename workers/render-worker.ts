@@ -1,0 +1,248 @@
+/**
+ * The render worker's composition root: config → connections → start-up checks → BullMQ Worker → signals → graceful
+ * close. Run it as `depthq worker` (any number, on any number of machines, one Redis).
+ *
+ * Shutdown (SIGTERM/SIGINT): stop taking jobs, let in-flight jobs finish until the deadline, then abort the rest —
+ * they go back to waiting with their checkpoints, no attempt spent — close the connections and exit 0.
+ */
+import { HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { type Config, requireReplicateToken } from '../src/config/index.js';
+import { ConfigError, coerceError } from '../src/core/errors.js';
+import { defaultModelId } from '../src/core/models.js';
+import { createLogger, type Logger } from '../src/logging/logger.js';
+import type { RenderOutcome } from '../src/pipeline/render.js';
+import { createRenderProcessor } from '../src/pipeline/render.js';
+import { ReplicateProvider } from '../src/providers/replicate.js';
+import { closeConnection, createWorkerConnection } from '../src/queue/connections.js';
+import { RunLedger } from '../src/queue/ledger.js';
+import {
+  createRenderQueue,
+  defaultRenderQueueSettings,
+  queueKeyPrefixOf,
+  RENDER_QUEUE_NAME,
+  type RenderJobData,
+  type RenderQueueSettings,
+  renderWorkerOptions,
+} from '../src/queue/render-queue.js';
+import { createS3Client } from '../src/storage/s3-client.js';
+
+export interface RenderWorkerOptions {
+  /** Jobs in flight in this process; overrides DEPTHQ_WORKER_CONCURRENCY. */
+  readonly concurrency?: number;
+  readonly logger?: Logger;
+  /** Skip the start-up reachability checks (for embedding in a process that already made them). */
+  readonly skipStartupChecks?: boolean;
+}
+
+export interface RunningRenderWorker {
+  readonly worker: Worker<RenderJobData, RenderOutcome>;
+  /** Graceful close: in-flight jobs finish until `deadlineMs`, then are returned to waiting. Idempotent. */
+  close(deadlineMs?: number): Promise<void>;
+}
+
+/** A dependency the worker cannot run without is unreachable or refuses it: a clear message, exit code 3. */
+export class StartupCheckError extends ConfigError {
+  override readonly name: string = 'StartupCheckError';
+}
+
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000;
+
+function queueSettingsOf(config: Config, concurrency: number | undefined): RenderQueueSettings {
+  const w = config.worker;
+  return {
+    ...defaultRenderQueueSettings,
+    ...(w.createsPerMinute !== undefined ? { createsPerMinute: w.createsPerMinute } : {}),
+    ...(w.globalConcurrency !== undefined ? { globalConcurrency: w.globalConcurrency } : {}),
+    ...(w.attempts !== undefined ? { attempts: w.attempts } : {}),
+    ...(w.lockDurationMs !== undefined ? { lockDurationMs: w.lockDurationMs } : {}),
+    ...(w.stalledIntervalMs !== undefined ? { stalledIntervalMs: w.stalledIntervalMs } : {}),
+    ...(w.backoffBaseMs !== undefined ? { backoffBaseMs: w.backoffBaseMs } : {}),
+    workerConcurrency: concurrency ?? w.concurrency ?? defaultRenderQueueSettings.workerConcurrency,
+  };
+}
+
+async function withTimeout<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function checkRedis(redis: Redis, config: Config): Promise<void> {
+  try {
+    await withTimeout('Redis', 5_000, redis.ping());
+  } catch (error) {
+    throw new StartupCheckError(
+      `cannot reach Redis at ${new URL(config.redisUrl).host} (REDIS_URL): ${coerceError(error).message}`,
+      { cause: error },
+    );
+  }
+  const policy = await redis.config('GET', 'maxmemory-policy').catch(() => undefined);
+  const value = Array.isArray(policy) ? policy[1] : undefined;
+  if (value !== undefined && value !== 'noeviction') {
+    throw new StartupCheckError(
+      `Redis maxmemory-policy is ${value}: BullMQ needs noeviction (an evicted job is a lost job). ` +
+        'Set `maxmemory-policy noeviction` in redis.conf.',
+    );
+  }
+}
+
+async function checkS3(s3: S3Client, config: Config): Promise<void> {
+  // Workers read and write whatever buckets the jobs name; when a default bucket is configured, check it is reachable.
+  if (config.s3.bucket === undefined) return;
+  try {
+    await withTimeout('S3', 10_000, s3.send(new HeadBucketCommand({ Bucket: config.s3.bucket })));
+  } catch (error) {
+    const where = config.s3.endpoint ?? `AWS S3 (${config.s3.region})`;
+    throw new StartupCheckError(
+      `cannot reach bucket ${config.s3.bucket} at ${where} (S3_BUCKET, S3_ENDPOINT, AWS credentials): ${coerceError(error).name} ${coerceError(error).message}`,
+      { cause: error },
+    );
+  }
+}
+
+async function checkProvider(config: Config, token: string): Promise<void> {
+  const url = `${config.replicate.baseUrl}/models/${defaultModelId}`;
+  let response: Response;
+  try {
+    response = await fetch(url, { headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(10_000) });
+  } catch (error) {
+    throw new StartupCheckError(
+      `cannot reach the Replicate API at ${config.replicate.baseUrl} (REPLICATE_BASE_URL): ${coerceError(error).message}`,
+      { cause: error },
+    );
+  }
+  await response.body?.cancel();
+  if (response.status === 401 || response.status === 403) {
+    throw new StartupCheckError(
+      `the Replicate API at ${config.replicate.baseUrl} refused REPLICATE_API_TOKEN (HTTP ${response.status})`,
+    );
+  }
+  if (!response.ok && response.status !== 404 && response.status !== 429) {
+    throw new StartupCheckError(`the Replicate API at ${config.replicate.baseUrl} answered HTTP ${response.status}`);
+  }
+}
+
+export async function startRenderWorker(
+  config: Config,
+  options: RenderWorkerOptions = {},
+): Promise<RunningRenderWorker> {
+  const logger = options.logger ?? createLogger(config, { role: 'render-worker' });
+  const token = requireReplicateToken(config);
+  const settings = queueSettingsOf(config, options.concurrency);
+  const workerConnection = createWorkerConnection(config.redisUrl, { name: 'depthq-worker' });
+  const queueConnection = createWorkerConnection(config.redisUrl, { name: 'depthq-worker-queue' });
+  // ioredis reconnects forever on its own; until the start-up check passes, an error is reported there instead.
+  workerConnection.on('error', () => undefined);
+  queueConnection.on('error', () => undefined);
+  const s3 = createS3Client({
+    region: config.s3.region,
+    ...(config.s3.endpoint !== undefined ? { endpoint: config.s3.endpoint } : {}),
+    forcePathStyle: config.s3.forcePathStyle,
+  });
+  const closeEverything = async () => {
+    await Promise.allSettled([closeConnection(workerConnection), closeConnection(queueConnection)]);
+    s3.destroy();
+  };
+
+  try {
+    if (!options.skipStartupChecks) {
+      await checkRedis(workerConnection, config);
+      await Promise.all([checkS3(s3, config), checkProvider(config, token)]);
+    }
+  } catch (error) {
+    await closeEverything();
+    throw error;
+  }
+
+  const queue = createRenderQueue(queueConnection, config.prefix, settings);
+  await queue.setGlobalConcurrency(settings.globalConcurrency);
+  const provider = new ReplicateProvider({
+    apiToken: token,
+    baseUrl: config.replicate.baseUrl,
+    poll: {
+      ...(config.worker.pollInitialMs !== undefined ? { initialMs: config.worker.pollInitialMs } : {}),
+      ...(config.worker.pollMaxMs !== undefined ? { maxMs: config.worker.pollMaxMs } : {}),
+    },
+    transport: { onRetry: (notice) => logger.debug({ retry: notice }, 'retrying a provider request') },
+  });
+  const processor = createRenderProcessor({
+    provider,
+    s3,
+    ledger: new RunLedger(workerConnection, config.prefix),
+    redis: workerConnection,
+    queueKeyPrefix: queueKeyPrefixOf(config.prefix),
+    rateLimit: (ms) => queue.rateLimit(ms),
+    logger,
+    settings: {
+      ...(config.worker.createWaitSeconds !== undefined ? { createWaitSeconds: config.worker.createWaitSeconds } : {}),
+    },
+  });
+  const worker = new Worker<RenderJobData, RenderOutcome>(RENDER_QUEUE_NAME, processor, {
+    connection: workerConnection,
+    prefix: config.prefix,
+    ...renderWorkerOptions(settings),
+  });
+  worker.on('error', (error) => logger.error({ err: error.message }, 'worker error'));
+  worker.on('failed', (job, error) => {
+    if (job) logger.warn({ jobId: job.id, attemptsMade: job.attemptsMade, err: error.message }, 'job attempt failed');
+  });
+  await worker.waitUntilReady();
+  logger.info(
+    { queue: RENDER_QUEUE_NAME, prefix: config.prefix, concurrency: settings.workerConcurrency },
+    'render worker started',
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    worker,
+    close(deadlineMs = config.worker.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS) {
+      closing ??= (async () => {
+        logger.info({ deadlineMs }, 'closing: no new jobs; in-flight jobs finish or return to waiting');
+        // Predictions still running at the deadline are left to Replicate: their jobs resume (and adopt them) later.
+        const abortTimer = setTimeout(
+          () => worker.cancelAllJobs('worker shutting down'),
+          Math.max(0, deadlineMs - 2_000),
+        );
+        try {
+          await worker.close();
+        } finally {
+          clearTimeout(abortTimer);
+          await queue.close();
+          await closeEverything();
+        }
+        logger.info('closed');
+      })();
+      return closing;
+    },
+  };
+}
+
+/** `depthq worker`: runs until SIGTERM/SIGINT, then closes gracefully and exits 0. */
+export async function runRenderWorkerProcess(config: Config, options: RenderWorkerOptions = {}): Promise<void> {
+  const running = await startRenderWorker(config, options);
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      void running
+        .close()
+        .catch((error: unknown) => {
+          process.stderr.write(`depthq worker: closing failed after ${signal}: ${coerceError(error).message}\n`);
+          process.exitCode = 1;
+        })
+        .finally(resolve);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
