@@ -162,9 +162,11 @@ export function registerSimulateCommand(program: Command): void {
     .option('--output-max-side <px>', 'longer side of rendered outputs (smaller is faster)', '1024')
     .action(async (flags: SimulateFlags) => {
       const options = simulatorOptionsFromFlags(flags);
+      // Listen before starting: a signal that arrives while the server starts must still stop it cleanly.
+      const stopSignal = waitForStopSignal();
       const simulator = await startSimulator(options);
       process.stdout.write(describeStart(simulator, flags));
-      const signal = await waitForStopSignal();
+      const signal = await stopSignal;
       process.stdout.write(`${signal}: stopping the simulator…\n`);
       await simulator.close();
       const stats = simulator.stats();
