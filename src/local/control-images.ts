@@ -8,6 +8,7 @@
  * the kinds again with another seed: other colours, window counts and furniture.
  */
 import sharp from 'sharp';
+import { seededRandom } from '../core/random.js';
 
 export interface ControlImage {
   /** Unique and stable, e.g. `facade-brick-01`; safe as a file name or an S3 key segment. */
@@ -171,18 +172,6 @@ function shade(hex: string, amount: number): string {
   return `#${channels.map((channel) => channel.toString(16).padStart(2, '0')).join('')}`;
 }
 
-/** The same small PRNG as the simulator's renderer (mulberry32): identical sequences on every platform. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** One image being drawn: its size, its PRNG, and the definitions (gradients, patterns, filters) its shapes use. */
 class Canvas {
   readonly w: number;
@@ -197,7 +186,7 @@ class Canvas {
     this.w = width;
     this.h = height;
     this.unit = Math.min(width, height) / 512;
-    this.random = mulberry32(seed);
+    this.random = seededRandom(seed);
   }
 
   between(low: number, high: number): number {

@@ -7,21 +7,8 @@
  * flagged every time. It is decided by a hash of the input's content key and a salt.
  */
 import { createHash } from 'node:crypto';
+import { type RandomSource, seededRandom } from '../core/random.js';
 import type { Faults } from './options.js';
-
-export type RandomSource = () => number;
-
-/** mulberry32: small, fast, and the same sequence for the same seed on every platform. */
-export function seededRandom(seed: number): RandomSource {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export type RequestFault =
   | { readonly kind: 'server-error'; readonly status: 500 | 502 | 503 }

@@ -14,6 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
+import { seededRandom } from '../core/random.js';
 
 export type SimOutputFormat = 'jpg' | 'png' | 'webp';
 
@@ -246,7 +247,7 @@ function lookFromPrompt(prompt: string, seed: number): Look {
   const ramp = buildRamp(stops);
   const darkest = stops[0] ?? [0, 0, 0];
   const ink: Rgb = [darkest[0] * 0.6, darkest[1] * 0.6, darkest[2] * 0.6];
-  const seedRandom = mulberry32(seed ^ 0x5eed);
+  const seedRandom = seededRandom(seed ^ 0x5eed);
   return {
     ramp,
     ink,
@@ -330,18 +331,6 @@ function hslToRgb(hueDegrees: number, saturation: number, lightness: number): Rg
               : [chroma, 0, second];
   const offset = lightness - chroma / 2;
   return [Math.round((r + offset) * 255), Math.round((g + offset) * 255), Math.round((b + offset) * 255)];
-}
-
-/** A small, fast, well-mixed 32-bit PRNG: the same seed always yields the same sequence on every platform. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -521,7 +510,7 @@ function boxBlurAxis(
 
 /** Smooth value noise in −1..1 over a coarse lattice: slow tone variation that differs from seed to seed. */
 function toneDrift(cellsX: number, cellsY: number, seed: number): Float32Array {
-  const random = mulberry32(seed);
+  const random = seededRandom(seed);
   const latticeX = 7;
   const latticeY = 5;
   const lattice = new Float32Array(latticeX * latticeY);
@@ -566,7 +555,7 @@ function lightField(cellsX: number, cellsY: number, angle: number): Float32Array
 
 /** Film grain, ±5 levels, tiled: bounded memory whatever the output size. */
 function grainTile(seed: number): Int8Array {
-  const random = mulberry32(seed ^ 0x9e3779b9);
+  const random = seededRandom(seed ^ 0x9e3779b9);
   const tile = new Int8Array(GRAIN_TILE * GRAIN_TILE);
   for (let i = 0; i < tile.length; i++) tile[i] = Math.round((random() + random() - 1) * 5);
   return tile;
