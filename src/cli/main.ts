@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { ConfigError, coerceError, UsageError } from '../core/errors.js';
 import { registerConfigCommand } from './config.js';
+import { registerDemoCommand } from './demo.js';
 import { registerSimulateCommand } from './simulate.js';
 import { registerWorkerCommand } from './worker.js';
 
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: true });
   registerConfigCommand(program);
+  registerDemoCommand(program);
   registerSimulateCommand(program);
   registerWorkerCommand(program);
   return program;

@@ -5,6 +5,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
 import { type Config, loadConfig } from '../../src/config/index.js';
 import { fluxDepthPro } from '../../src/core/models.js';
 import { buildRenderJob, type RenderJob } from '../../src/core/render-job.js';
@@ -155,4 +156,64 @@ export function s3ClientFor(stack: LocalStack): S3Client {
   const s3 = stack.s3;
   if (s3 === undefined) throw new Error('the stack has no S3');
   return s3.client();
+}
+
+/** A prediction as the simulator's public API shows it: the fields the render tests read. */
+const simulatorPredictionSchema = z.object({
+  id: z.string(),
+  model: z.string(),
+  status: z.string(),
+  input: z.record(z.string(), z.unknown()),
+  output: z.unknown(),
+  error: z.unknown(),
+  logs: z.string().nullish(),
+});
+export type SimulatorPrediction = z.output<typeof simulatorPredictionSchema>;
+
+const simulatorPageSchema = z.object({
+  results: z.array(simulatorPredictionSchema),
+  next: z.string().nullish(),
+});
+
+function simulatorApi(stack: LocalStack): { readonly baseUrl: string; readonly headers: Record<string, string> } {
+  const env = stack.env();
+  const baseUrl = env.REPLICATE_BASE_URL;
+  if (baseUrl === undefined) throw new Error('the stack has no simulator');
+  return { baseUrl, headers: { Authorization: `Bearer ${env.REPLICATE_API_TOKEN ?? ''}` } };
+}
+
+async function simulatorJson(url: string, headers: Record<string, string>): Promise<unknown> {
+  const response = await fetch(url, { headers });
+  if (!response.ok) throw new Error(`GET ${url} answered HTTP ${response.status}: ${await response.text()}`);
+  return response.json();
+}
+
+/**
+ * Every prediction the simulator holds, read through its public list API page by page, as a client would see them.
+ * Injected faults and throttling apply to these requests too: turn them off first.
+ */
+export async function listSimulatorPredictions(stack: LocalStack): Promise<SimulatorPrediction[]> {
+  const { baseUrl, headers } = simulatorApi(stack);
+  const predictions: SimulatorPrediction[] = [];
+  let url: string | null | undefined = `${baseUrl}/predictions`;
+  while (url) {
+    const page = simulatorPageSchema.parse(await simulatorJson(url, headers));
+    predictions.push(...page.results);
+    url = page.next;
+  }
+  return predictions;
+}
+
+/** One prediction by id, through the simulator's public API. */
+export async function getSimulatorPrediction(stack: LocalStack, id: string): Promise<SimulatorPrediction> {
+  const { baseUrl, headers } = simulatorApi(stack);
+  return simulatorPredictionSchema.parse(await simulatorJson(`${baseUrl}/predictions/${id}`, headers));
+}
+
+/**
+ * What identifies the job a prediction was made for, from its input alone: the prompt and the seed (the control image
+ * URL differs between attempts, being presigned anew each time). Unique per job in runs built by `prepareRenderRun`.
+ */
+export function predictionSubjectOf(input: Readonly<Record<string, unknown>>): string {
+  return JSON.stringify([input.prompt, input.seed]);
 }

@@ -84,4 +84,32 @@ describe('loadConfig', () => {
     expect(requireReplicateToken(full)).toBe('t');
     expect(requireBucket(full)).toBe('renders');
   });
+
+  it('reads worker tuning, leaving absent values to the built-in defaults', () => {
+    expect(loadConfig({}).worker).toEqual({});
+    const config = loadConfig({
+      DEPTHQ_WORKER_CONCURRENCY: ' 4 ',
+      DEPTHQ_LOCK_DURATION_MS: '4000',
+      DEPTHQ_JOB_ATTEMPTS: '',
+    });
+    expect(config.worker).toEqual({ concurrency: 4, lockDurationMs: 4000 });
+    expect(describeConfig(config)['worker.concurrency']).toBe('4');
+  });
+
+  it('refuses worker tuning that is not a whole number in range, naming the variable', () => {
+    const error = configError({
+      DEPTHQ_WORKER_CONCURRENCY: '0',
+      DEPTHQ_CREATE_WAIT_SECONDS: '90',
+      DEPTHQ_POLL_MAX_MS: '1.5',
+      DEPTHQ_GLOBAL_CONCURRENCY: 'many',
+    });
+    expect(error.message).toContain(
+      'DEPTHQ_WORKER_CONCURRENCY (got "0"): expected jobs in flight per worker process of at least 1',
+    );
+    expect(error.message).toContain(
+      'DEPTHQ_CREATE_WAIT_SECONDS (got "90"): expected seconds a create may hold (Prefer: wait) of at most 60',
+    );
+    expect(error.message).toContain('DEPTHQ_POLL_MAX_MS (got "1.5"): expected a whole number');
+    expect(error.message).toContain('DEPTHQ_GLOBAL_CONCURRENCY (got "many"): expected a whole number');
+  });
 });
