@@ -78,13 +78,21 @@ async function withTimeout<T>(what: string, ms: number, promise: Promise<T>): Pr
 }
 
 async function checkRedis(redis: Redis, config: Config): Promise<void> {
+  // A worker connection retries forever, so a refused connection would only show as the timeout: fail on its first error.
+  let onError: ((error: Error) => void) | undefined;
+  const connectionError = new Promise<never>((_, reject) => {
+    onError = reject;
+    redis.once('error', reject);
+  });
   try {
-    await withTimeout('Redis', 5_000, redis.ping());
+    await withTimeout('Redis', 5_000, Promise.race([redis.ping(), connectionError]));
   } catch (error) {
     throw new StartupCheckError(
       `cannot reach Redis at ${new URL(config.redisUrl).host} (REDIS_URL): ${coerceError(error).message}`,
       { cause: error },
     );
+  } finally {
+    if (onError) redis.off('error', onError);
   }
   const policy = await redis.config('GET', 'maxmemory-policy').catch(() => undefined);
   const value = Array.isArray(policy) ? policy[1] : undefined;
@@ -116,8 +124,11 @@ async function checkProvider(config: Config, token: string): Promise<void> {
   try {
     response = await fetch(url, { headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(10_000) });
   } catch (error) {
+    // fetch says only "fetch failed"; what failed (ECONNREFUSED, ENOTFOUND, a certificate) is in its cause.
+    const failure = coerceError(error);
+    const detail = failure.cause instanceof Error ? `${failure.message}: ${failure.cause.message}` : failure.message;
     throw new StartupCheckError(
-      `cannot reach the Replicate API at ${config.replicate.baseUrl} (REPLICATE_BASE_URL): ${coerceError(error).message}`,
+      `cannot reach the Replicate API at ${config.replicate.baseUrl} (REPLICATE_BASE_URL): ${detail}`,
       { cause: error },
     );
   }
@@ -229,20 +240,30 @@ export async function startRenderWorker(
 
 /** `depthq worker`: runs until SIGTERM/SIGINT, then closes gracefully and exits 0. */
 export async function runRenderWorkerProcess(config: Config, options: RenderWorkerOptions = {}): Promise<void> {
-  const running = await startRenderWorker(config, options);
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-      void running
-        .close()
-        .catch((error: unknown) => {
-          process.stderr.write(`depthq worker: closing failed after ${signal}: ${coerceError(error).message}\n`);
-          process.exitCode = 1;
-        })
-        .finally(resolve);
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
+  // Listen before starting: a SIGTERM that arrives while the worker connects must still end in a graceful close.
+  let signalled: NodeJS.Signals | undefined;
+  let onStopRequested: (() => void) | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signalled ??= signal;
+    onStopRequested?.();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  try {
+    const running = await startRenderWorker(config, options);
+    if (signalled === undefined) {
+      await new Promise<void>((resolve) => {
+        onStopRequested = resolve;
+      });
+    }
+    try {
+      await running.close();
+    } catch (error) {
+      process.stderr.write(`depthq worker: closing failed after ${signalled}: ${coerceError(error).message}\n`);
+      process.exitCode = 1;
+    }
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
 }

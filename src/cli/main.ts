@@ -3,7 +3,7 @@
  * the work. User mistakes (bad flags, bad environment, bad input files) end with one clear message and exit code 2;
  * anything else is a bug and keeps its stack trace.
  */
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { ConfigError, coerceError, UsageError } from '../core/errors.js';
 import { registerConfigCommand } from './config.js';
 import { registerDemoCommand } from './demo.js';
@@ -15,8 +15,10 @@ export function buildProgram(): Command {
     .description(
       'Re-render thousands of control images with FLUX.1 Depth on Replicate as one durable, resumable, budgeted run.',
     )
-    .addHelpText('after', '\nConfiguration comes from the environment: `depthq config --help` lists the variables.')
+    .addHelpText('after', '\nConfiguration comes from the environment: `depthq config --help` lists the variables.\n')
     .showHelpAfterError('(run with --help for usage)')
+    // Commander prints its own message for a bad flag; main() turns it into exit code 2 like every user mistake.
+    .exitOverride()
     .configureHelp({ sortSubcommands: true });
   registerConfigCommand(program);
   registerDemoCommand(program);
@@ -37,6 +39,11 @@ async function main(argv: readonly string[]): Promise<void> {
   try {
     await buildProgram().parseAsync([...argv]);
   } catch (thrown) {
+    if (thrown instanceof CommanderError) {
+      // --help and --version end here too, with exit code 0; anything else is a usage mistake, already printed.
+      process.exitCode = thrown.exitCode === 0 ? 0 : USER_ERROR_EXIT_CODE;
+      return;
+    }
     const error = coerceError(thrown);
     if (isUserError(error)) {
       process.stderr.write(`depthq: ${error.message}\n`);

@@ -33,7 +33,7 @@ export const DEMO_STYLES: readonly DemoStyle[] = [
   },
 ];
 
-/** What the demo is willing to spend: more than the largest demo (20 images × 2 styles × $0.05) costs. */
+/** What the demo may spend: exactly what its largest run (20 images × 2 styles × $0.05) costs, so every run fits. */
 export const DEMO_BUDGET_USD = '2.00';
 export const DEMO_MODEL = fluxDepthPro;
 /** 15 is flux-depth-pro's minimum: the fewest steps keeps a real model's bill and time lowest, and the demo fast. */

@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { loadConfig } from '../config/index.js';
 import { DepthqError } from '../core/errors.js';
-import { sidecarKeyOf } from '../core/keys.js';
+import { defaultOutputKeyTemplate, sidecarKeyOf } from '../core/keys.js';
 import { formatUsd, type Micros, usdToMicros } from '../core/money.js';
 import { makeControlImages } from '../local/control-images.js';
 import { type LocalStack, startLocalStack } from '../local/stack.js';
@@ -24,12 +24,14 @@ import { createRenderQueue, defaultRenderQueueSettings, enqueueRenderJobs } from
 import { getObjectBytes, putBytesObject } from '../storage/s3.js';
 import { type ContactSheetCell, renderContactSheet } from './contact-sheet.js';
 import {
+  CONTROL_PREFIX,
   controlKeyOf,
   DEMO_BUDGET_USD,
   DEMO_MODEL,
   DEMO_STYLES,
   type DemoImage,
   demoRunId,
+  OUTPUT_PREFIX,
   type PlannedJob,
   planDemoJobs,
 } from './demo-plan.js';
@@ -342,7 +344,9 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRes
     await uploadControls(s3, bucket, run, images);
     const plan = planDemoJobs({ run, bucket, images });
     const budget = usdToMicros(DEMO_BUDGET_USD);
-    say(`Drew ${images.length} control images and put them in s3://${bucket}/controls/${run}/`);
+    say(
+      `Drew ${images.length} control image${images.length === 1 ? '' : 's'} and put them in s3://${bucket}/${CONTROL_PREFIX}/${run}/`,
+    );
     throwIfInterrupted(io.signal);
 
     let rows: DemoRow[];
@@ -361,7 +365,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRes
             .update(JSON.stringify(plan.map((planned) => planned.job)))
             .digest('hex'),
         },
-        output: { bucket, prefix: 'renders', keyTemplate: '{run}/{style}/{id}.{ext}' },
+        output: { bucket, prefix: OUTPUT_PREFIX, keyTemplate: defaultOutputKeyTemplate },
         defaults: {},
       });
       const queue = createRenderQueue(producer, config.prefix, defaultRenderQueueSettings);

@@ -30,7 +30,7 @@ import { parseRenderJob, type RenderJob } from '../core/render-job.js';
 import { ProviderHttpError, ProviderNetworkError } from '../providers/http-errors.js';
 import type { ImageModelProvider, Prediction } from '../providers/provider.js';
 import { LockLostError, writeCheckpointFenced } from '../queue/fenced-checkpoint.js';
-import type { ResultRow, ResultStatus, RunLedger } from '../queue/ledger.js';
+import { type ResultRow, type ResultStatus, type RunLedger, RunNotFoundError } from '../queue/ledger.js';
 import type { RenderQueueJob } from '../queue/render-queue.js';
 import {
   copyUrlToObject,
@@ -284,7 +284,12 @@ export function createRenderProcessor(deps: RenderPipelineDeps): RenderProcessor
       // record
       return await record();
     } catch (thrown) {
-      if (isControlFlow(thrown) || thrown instanceof LockLostError) throw thrown;
+      if (thrown instanceof LockLostError) {
+        // Nothing else would say why this attempt stopped: BullMQ only reports that its final move was refused.
+        log.warn('lost the job to another worker (its lock expired): stopped without side effects');
+        throw thrown;
+      }
+      if (isControlFlow(thrown)) throw thrown;
       if (signal?.aborted) {
         // The worker is closing: the job goes back to waiting with its checkpoint, no attempt spent.
         log.info('worker closing: job returns to waiting');
@@ -292,6 +297,10 @@ export function createRenderProcessor(deps: RenderPipelineDeps): RenderProcessor
         throw new WaitingError();
       }
       const error = coerceError(thrown);
+      if (error instanceof RunNotFoundError) {
+        // Without its run there is no budget to spend against and no ledger to record in: nothing to retry for.
+        throw new UnrecoverableError(error.message);
+      }
       const stop = stopOf(error);
       switch (stop.kind) {
         case 'throttled':
@@ -346,13 +355,23 @@ export function createRenderProcessor(deps: RenderPipelineDeps): RenderProcessor
       const sentAt = new Date(now()).toISOString();
       // The fence: only the worker that still owns the job gets past this line to pay for a prediction.
       await save({ ...checkpoint, control, creating: { fingerprint: inputFingerprint(input), sentAt } });
-      const created = await deps.provider.create({
-        model: model.id,
-        input,
-        waitSeconds: settings.createWaitSeconds,
-        cancelAfterMs: settings.cancelAfterMs,
-        ...(signal ? { signal } : {}),
-      });
+      let created: Awaited<ReturnType<ImageModelProvider['create']>>;
+      try {
+        created = await deps.provider.create({
+          model: model.id,
+          input,
+          waitSeconds: settings.createWaitSeconds,
+          cancelAfterMs: settings.cancelAfterMs,
+          ...(signal ? { signal } : {}),
+        });
+      } catch (error) {
+        // A 4xx answer (422, 429, …) means nothing was created: the next attempt need not look for it.
+        if (error instanceof ProviderHttpError && error.status < 500) {
+          const { creating: _refused, ...rest } = checkpoint;
+          await save({ ...rest });
+        }
+        throw error;
+      }
       if (created.adopted) log.info({ predictionId: created.prediction.id }, 'create answer lost: adopted by input');
       await save({
         ...checkpoint,

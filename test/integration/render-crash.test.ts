@@ -335,11 +335,9 @@ describe('the same job in two worker processes at once', () => {
     const done = await expectCompletedOnce(scene, [second]);
     expect(done.sidecar).toMatchObject({ storedBy: { pid: second.pid } });
 
-    const requestsBefore = scene.s3Proxy.requests().length;
     first.resume();
-    // A goes on where it was stopped — reads the control image, prepares its create — and meets the fence.
-    await waitForLogLine(first, isLockLostReport(scene.jobId), 15_000);
-    expect(scene.s3Proxy.requests().length).toBeGreaterThan(requestsBefore);
+    // A goes on where it was stopped: its next fenced write is "creating, with this input", refused before the create.
+    await expectStoppedAtTheFence(first, scene.jobId);
 
     expect(scene.simulator.stats()).toMatchObject({ createRequests: 1, creates: 1, inputsBilledMoreThanOnce: 0 });
     expect(await checkpointOf(scene)).toEqual(done.checkpoint);
@@ -368,7 +366,7 @@ describe('the same job in two worker processes at once', () => {
 
     first.resume();
     // A's next poll finds the prediction succeeded; its checkpoint write of that is refused by the fence.
-    await waitForLogLine(first, isLockLostReport(scene.jobId), 15_000);
+    await expectStoppedAtTheFence(first, scene.jobId);
 
     expect(scene.simulator.stats()).toMatchObject({ createRequests: 1, creates: 1, inputsBilledMoreThanOnce: 0 });
     expect(await checkpointOf(scene)).toEqual(done.checkpoint);
@@ -377,12 +375,27 @@ describe('the same job in two worker processes at once', () => {
   });
 });
 
+/** What the pipeline logs when a fenced checkpoint write was refused (src/pipeline/render.ts). */
+const LOCK_LOST_MESSAGE = 'lost the job to another worker (its lock expired): stopped without side effects';
+
 /**
- * How a worker shows it lost a job: its processor stopped at a fenced write and BullMQ refused its final move
- * (the job is no longer locked by it).
+ * The worker stopped the job at a fenced write, and BullMQ refused its final move of the job (no longer locked by it):
+ * waits for both in its log.
  */
-function isLockLostReport(jobId: string): (line: Record<string, unknown>) => boolean {
-  return (line) => typeof line.err === 'string' && line.err.includes(jobId) && /lock/i.test(line.err);
+async function expectStoppedAtTheFence(worker: WorkerProcess, jobId: string): Promise<void> {
+  const stopped = await waitForLogLine(
+    worker,
+    (line) => line.msg === LOCK_LOST_MESSAGE && line.jobId === jobId,
+    15_000,
+  );
+  expect(stopped).toMatchObject({ level: 40 });
+  await waitForLogLine(
+    worker,
+    (line) =>
+      typeof line.err === 'string' &&
+      (line.err.startsWith(`Missing lock for job ${jobId}.`) || line.err.startsWith(`Lock mismatch for job ${jobId}.`)),
+    5_000,
+  );
 }
 
 /** The output and its sidecar are still the ones the finishing worker wrote. */

@@ -37,7 +37,7 @@ const stack = useLocalStack({
 const JOBS = 200;
 const faultRates = { failureRate: 0.1, serverErrorRate: 0.05, flaggedRate: 0.03 } as const;
 /** 429 bursts fire when this many jobs have succeeded: early, in the middle and late in the run. */
-const BURSTS_AT_SUCCEEDED = [30, 90, 150] as const;
+const BURSTS_AT_SUCCEEDED = [30, 80, 130] as const;
 const BURST_SIZE = 12;
 const price = fluxDepthPro.priceMicrosPerImage;
 
@@ -93,13 +93,13 @@ describe('render worker under faults', () => {
     const { seed, flagged: expectedFlagged } = await chooseFlaggingSeed(fixture);
 
     // Faults start after the workers' start-up checks, which are not what this test is about.
-    workers.push(await startRenderWorker(fixture.config, { concurrency: 8 }));
-    workers.push(await startRenderWorker(fixture.config, { concurrency: 8 }));
+    workers.push(await startRenderWorker(fixture.config, { concurrency: 16 }));
+    workers.push(await startRenderWorker(fixture.config, { concurrency: 16 }));
     const before = simulator.stats();
     simulator.setFaults({ ...faultRates, seed });
 
     let bursts = 0;
-    const deadline = Date.now() + 90_000;
+    const deadline = Date.now() + 120_000;
     let counters = await ledger.counters(run);
     while (counters.succeeded + counters.flagged + counters.failed < JOBS && Date.now() < deadline) {
       const burstAt = BURSTS_AT_SUCCEEDED[bursts];
@@ -172,7 +172,8 @@ describe('render worker under faults', () => {
 
       if (row?.status === 'flagged') {
         flaggedInLedger.add(jobId);
-        expect(row).toMatchObject({ reason: 'flagged', costMicros: undefined });
+        expect(row.reason).toBe('flagged');
+        expect(row.costMicros).toBeUndefined();
         expect(row.error).toContain('(E005)');
         expect(await bullJob?.getState()).toBe('failed');
         expect(bullJob?.failedReason).toContain('(E005)');
@@ -195,5 +196,5 @@ describe('render worker under faults', () => {
       }
     }
     expect([...flaggedInLedger].sort()).toEqual([...expectedFlagged].sort());
-  });
+  }, 150_000);
 });
