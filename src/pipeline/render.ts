@@ -58,7 +58,11 @@ export interface PipelineSettings {
   readonly presignMarginMs: number;
   /** Replicate deletes inputs and outputs this long after creation: reconciliation is only possible inside it. */
   readonly providerRetentionMs: number;
-  /** A parked (over-budget) job looks again after this, unless a budget change releases it sooner. */
+  /**
+   * A parked (over-budget) job looks again after this on its own. A budget change releases parked jobs at once
+   * (`releaseParkedJobs`), so this is only a fallback — long, because every wake-up takes a slot of the creates-per-minute
+   * limiter from the runs that can spend.
+   */
   readonly parkDelayMs: number;
   /** Clock skew allowed between this machine and the provider when listing predictions by creation time. */
   readonly clockSkewMs: number;
@@ -69,7 +73,7 @@ export const defaultPipelineSettings: PipelineSettings = {
   cancelAfterMs: 15 * 60_000,
   presignMarginMs: 5 * 60_000,
   providerRetentionMs: 60 * 60_000,
-  parkDelayMs: 60_000,
+  parkDelayMs: 10 * 60_000,
   clockSkewMs: 60_000,
 };
 

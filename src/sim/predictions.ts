@@ -251,15 +251,17 @@ export class PredictionEngine {
     if (prediction.canceledWhileRunning) this.recordBilled(prediction, 0);
     if (prediction.status !== 'processing') return;
 
-    if (prediction.failByFault) {
-      await this.waitUntil(endAt);
-      this.endFailed(prediction, genericFailureError);
-      return;
-    }
+    // The content filter's verdict depends on the input alone, so it comes before any random failure: a flagged input
+    // is flagged on its first prediction, as on every later one.
     if (this.options.faults.isFlagged(prediction.contentKey)) {
       await this.waitUntil(endAt);
       if (prediction.status === 'processing') this.flaggedCount += 1;
       this.endFailed(prediction, flaggedError);
+      return;
+    }
+    if (prediction.failByFault) {
+      await this.waitUntil(endAt);
+      this.endFailed(prediction, genericFailureError);
       return;
     }
     const control = images.get(prediction.model.imageInputs[0] ?? 'control_image');

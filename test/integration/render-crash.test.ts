@@ -56,7 +56,7 @@ interface Scene {
 interface SceneOptions {
   readonly simulator?: LocalSimulatorOptions;
   /** Latency added to the worker's S3 requests (and to the simulator's fetch of the presigned control image). */
-  readonly s3Delay?: DelayRule;
+  readonly s3Delay?: (job: RenderJob) => DelayRule;
   readonly env?: Record<string, string>;
 }
 
@@ -71,15 +71,13 @@ async function setUpScene(options: SceneOptions = {}): Promise<Scene> {
     ...options.simulator,
   });
   cleanups.push(() => simulator.close());
-  const s3Proxy = await startLatencyProxy({
-    target: s3.endpoint,
-    ...(options.s3Delay ? { delayMs: options.s3Delay } : {}),
-  });
+  const s3Proxy = await startLatencyProxy({ target: s3.endpoint });
   cleanups.push(() => s3Proxy.close());
   const fixture = await prepareRenderRun(stack(), { images: 1, styles: ['day'] });
   cleanups.push(() => fixture.close());
   const job = fixture.jobs[0];
   if (job === undefined) throw new Error('the run has no job');
+  if (options.s3Delay) s3Proxy.setDelay(options.s3Delay(job));
   const env = workerEnvironment(stack(), fixture.prefix, {
     REPLICATE_BASE_URL: simulator.baseUrl,
     REPLICATE_API_TOKEN: LOCAL_SIMULATOR_TOKEN,
@@ -96,8 +94,9 @@ async function checkpointOf(scene: Scene): Promise<Checkpoint> {
   return readCheckpoint((job.data as Record<string, unknown>).checkpoint);
 }
 
-function objectPathOf(scene: Scene, key: string): string {
-  return `/${scene.job.output.bucket}/${key}`;
+/** The path of an object in a path-style S3 request. */
+function objectPath(ref: { readonly bucket: string; readonly key: string }): string {
+  return `/${ref.bucket}/${ref.key}`;
 }
 
 /** The request's path without its query string, decoded: what an S3 object path is compared as. */
@@ -105,14 +104,10 @@ function pathnameOf(path: string): string {
   return decodeURIComponent(path.split('?')[0] ?? path);
 }
 
-const isControlImageRequest =
-  (scene: () => Scene | undefined): DelayRule =>
-  (request) => {
-    const current = scene();
-    return current !== undefined && pathnameOf(request.path) === objectPathOf(current, current.job.controlImage.key)
-      ? 2_500
-      : 0;
-  };
+/** The control image's HEAD and GET, which come between the reservation and the create, take 2.5 s each. */
+function slowControlImage(job: RenderJob): DelayRule {
+  return (request) => (pathnameOf(request.path) === objectPath(job.controlImage) ? 2_500 : 0);
+}
 
 function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -130,6 +125,12 @@ async function simulatorOutputBytes(scene: Scene, predictionId: string): Promise
   const response = await fetch(prediction.output);
   expect(response.status).toBe(200);
   return new Uint8Array(await response.arrayBuffer());
+}
+
+async function readSidecar(scene: Scene): Promise<Record<string, unknown>> {
+  const { output } = scene.job;
+  const bytes = await getObjectBytes(scene.fixture.s3, { bucket: output.bucket, key: sidecarKeyOf(output.key) });
+  return JSON.parse(Buffer.from(bytes).toString('utf8')) as Record<string, unknown>;
 }
 
 interface StoredJob {
@@ -180,11 +181,7 @@ async function expectCompletedOnce(scene: Scene, workers: readonly WorkerProcess
 
   const bytes = await getObjectBytes(fixture.s3, job.output);
   expect(sha256(bytes)).toBe(sha256(await simulatorOutputBytes(scene, predictionId)));
-  const sidecar = JSON.parse(
-    Buffer.from(
-      await getObjectBytes(fixture.s3, { bucket: job.output.bucket, key: sidecarKeyOf(job.output.key) }),
-    ).toString('utf8'),
-  ) as Record<string, unknown>;
+  const sidecar = await readSidecar(scene);
   expect(sidecar).toMatchObject({
     prediction: { id: predictionId, allPredictionIds: [predictionId] },
     output: { key: job.output.key, sha256: sha256(bytes), size: bytes.length },
@@ -198,10 +195,7 @@ async function expectCompletedOnce(scene: Scene, workers: readonly WorkerProcess
 
 describe('a worker child SIGKILLed inside a job', () => {
   it('after reserve, before the create: the job resumes, creates once, and completes', async () => {
-    let current: Scene | undefined;
-    // The control image's HEAD and GET (between reserve and create) are slow.
-    const scene = await setUpScene({ s3Delay: isControlImageRequest(() => current) });
-    current = scene;
+    const scene = await setUpScene({ s3Delay: slowControlImage });
     const victim = await startWorker({ env: scene.env, name: 'victim' });
 
     await waitForCondition(
@@ -276,20 +270,14 @@ describe('a worker child SIGKILLed inside a job', () => {
   });
 
   it('while the output is being uploaded: the resumed job stores it again, from the same prediction', async () => {
-    let current: Scene | undefined;
     // The PUT of the output object (not its sidecar) is held 3 s by the S3 proxy.
     const scene = await setUpScene({
-      s3Delay: (request) =>
-        current !== undefined &&
-        request.method === 'PUT' &&
-        pathnameOf(request.path) === objectPathOf(current, current.job.output.key)
-          ? 3_000
-          : 0,
+      s3Delay: (job) => (request) =>
+        request.method === 'PUT' && pathnameOf(request.path) === objectPath(job.output) ? 3_000 : 0,
     });
-    current = scene;
     const victim = await startWorker({ env: scene.env, name: 'victim' });
 
-    const outputPath = objectPathOf(scene, scene.job.output.key);
+    const outputPath = objectPath(scene.job.output);
     await waitForCondition(
       'the output upload in flight',
       async () =>
@@ -316,9 +304,7 @@ describe('a worker child SIGKILLed inside a job', () => {
 
 describe('the same job in two worker processes at once', () => {
   it('stopped right after reserving, past its lock: the other worker finishes it; on resuming it creates nothing', async () => {
-    let current: Scene | undefined;
-    const scene = await setUpScene({ s3Delay: isControlImageRequest(() => current) });
-    current = scene;
+    const scene = await setUpScene({ s3Delay: slowControlImage });
     const first = await startWorker({ env: scene.env, name: 'worker-a' });
     await waitForCondition(
       'worker A between its reservation and its create',
@@ -345,7 +331,7 @@ describe('the same job in two worker processes at once', () => {
     expect(await scene.fixture.queue.getJobState(scene.jobId)).toBe('completed');
   });
 
-  it('stopped while awaiting its prediction, past its lock: the other worker finishes it; the checkpoint stays its', async () => {
+  it('stopped while awaiting its prediction, past its lock: the other worker finishes it; its checkpoint and output stand', async () => {
     const scene = await setUpScene({
       simulator: { latencyMs: { min: 4_000, max: 4_000 } },
       env: { DEPTHQ_CREATE_WAIT_SECONDS: '1' },
@@ -402,11 +388,7 @@ async function expectStoppedAtTheFence(worker: WorkerProcess, jobId: string): Pr
 async function expectStoredUnchanged(scene: Scene, done: StoredJob, writer: WorkerProcess): Promise<void> {
   const { fixture, job } = scene;
   expect(sha256(await getObjectBytes(fixture.s3, job.output))).toBe(done.outputSha256);
-  const sidecar = JSON.parse(
-    Buffer.from(
-      await getObjectBytes(fixture.s3, { bucket: job.output.bucket, key: sidecarKeyOf(job.output.key) }),
-    ).toString('utf8'),
-  ) as Record<string, unknown>;
+  const sidecar = await readSidecar(scene);
   expect(sidecar).toEqual(done.sidecar);
   expect(sidecar).toMatchObject({ storedBy: { pid: writer.pid } });
 }
