@@ -424,6 +424,8 @@ export interface LedgerKeys {
   readonly reservations: string;
   /** Hash: job id → its settlement as JSON, so a second settle (a resumed job) counts nothing twice. */
   readonly settlements: string;
+  /** String: the run's state, `active` (or absent), `paused` or `canceled`; workers read it before starting a job. */
+  readonly state: string;
 }
 
 function checkKeyPrefix(prefix: string): string {
@@ -443,6 +445,7 @@ export function ledgerKeys(prefix: string, run: string): LedgerKeys {
     results: `${base}:results`,
     reservations: `${base}:reservations`,
     settlements: `${base}:settlements`,
+    state: `${base}:state`,
   };
 }
 

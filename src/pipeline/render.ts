@@ -257,6 +257,25 @@ export function createRenderProcessor(deps: RenderPipelineDeps): RenderProcessor
     try {
       if (checkpoint.recorded) return outcomeOf(payload, checkpoint);
 
+      // A paused run starts nothing new; a canceled one spends nothing more. A finished prediction is paid for
+      // already: it is stored and recorded whatever the run's state.
+      if (checkpoint.finished === undefined) {
+        const runState = await deps.ledger.runState(payload.run);
+        if (runState === 'canceled') {
+          const running = checkpoint.predictionId
+            ? await deps.provider.cancel(checkpoint.predictionId, signal).catch(() => undefined)
+            : undefined;
+          await finishCanceled(running);
+          throw new UnrecoverableError(`run ${payload.run} was canceled`);
+        }
+        if (runState === 'paused' && checkpoint.predictionId === undefined && checkpoint.creating === undefined) {
+          log.info('run paused: parking');
+          await deps.ledger.recordResult(payload.run, jobId, row('parked', { reason: 'paused' }));
+          await job.moveToDelayed(now() + settings.parkDelayMs, token);
+          throw new DelayedError();
+        }
+      }
+
       // reserve: idempotent per job, so a resumed job finds its reservation (or its settlement) again.
       const reserved = await deps.ledger.reserve(payload.run, jobId, reservation);
       if (!reserved.ok && reserved.reason === 'budget') {
@@ -293,7 +312,8 @@ export function createRenderProcessor(deps: RenderPipelineDeps): RenderProcessor
         log.warn('lost the job to another worker (its lock expired): stopped without side effects');
         throw thrown;
       }
-      if (isControlFlow(thrown)) throw thrown;
+      // Control flow, or an end this attempt already recorded (UnrecoverableError): passed on untouched.
+      if (isControlFlow(thrown) || thrown instanceof UnrecoverableError) throw thrown;
       if (signal?.aborted) {
         // The worker is closing: the job goes back to waiting with its checkpoint, no attempt spent.
         log.info('worker closing: job returns to waiting');
@@ -402,6 +422,13 @@ export function createRenderProcessor(deps: RenderPipelineDeps): RenderProcessor
       if (done.status === 'failed' && E005.test(text)) {
         throw new FlaggedError(text);
       }
+      if (
+        (done.status === 'canceled' || done.status === 'aborted') &&
+        (await deps.ledger.runState(payload.run)) === 'canceled'
+      ) {
+        await finishCanceled(done);
+        throw new UnrecoverableError(`run ${payload.run} was canceled`);
+      }
       // Any other end calls for a new prediction: forget this one (it stays in predictionIds for the invoice).
       const { predictionId: _dropped, creating: _sent, ...rest } = checkpoint;
       await save({ ...rest, predictionIds: checkpoint.predictionIds });
@@ -462,6 +489,22 @@ export function createRenderProcessor(deps: RenderPipelineDeps): RenderProcessor
       await save({ ...checkpoint, recorded: true });
       log.info({ predictionId: finished.id, costMicros: cost }, 'stored and recorded');
       return outcomeOf(payload, checkpoint);
+    }
+
+    /**
+     * Ends the job of a canceled run: a prediction that had started may be billed (Replicate charges a canceled running
+     * prediction), so its reservation becomes `possiblyBilled`; otherwise the reservation is released.
+     */
+    async function finishCanceled(prediction: Prediction | undefined): Promise<void> {
+      const started = prediction !== undefined && prediction.status !== 'aborted' && Boolean(prediction.started_at);
+      if (started) await deps.ledger.settle(payload.run, jobId, { spent: 0, possiblyBilled: reservation });
+      else await deps.ledger.release(payload.run, jobId);
+      await deps.ledger.recordResult(
+        payload.run,
+        jobId,
+        row('canceled', { reason: 'run-canceled', finishedAt: new Date(now()).toISOString() }),
+      );
+      log.info({ possiblyBilled: started }, 'run canceled: job ended');
     }
 
     /** Ends the job for good: its money settled or released, its row written. */

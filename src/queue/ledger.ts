@@ -97,6 +97,9 @@ export interface RunMetaDifference {
   readonly requested: string;
 }
 
+export const RUN_STATES = ['active', 'paused', 'canceled'] as const;
+export type RunState = (typeof RUN_STATES)[number];
+
 export const RESULT_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'flagged', 'parked', 'canceled'] as const;
 export type ResultStatus = (typeof RESULT_STATUSES)[number];
 
@@ -522,6 +525,26 @@ export class RunLedger {
       released: outcome === 'released' ? parseMicros(detail, 'reservation') : null,
       state: moneyStateOf(parts, 2),
     };
+  }
+
+  /** Whether the run's jobs may start: `paused` parks them, `canceled` ends them. A run starts `active`. */
+  async runState(run: string): Promise<RunState> {
+    const stored = await this.#redis.get(this.#keys(run).state);
+    return RUN_STATES.find((state) => state === stored) ?? 'active';
+  }
+
+  /** Changes the run's state; `canceled` is final (a canceled run is never made active or paused again). */
+  async setRunState(run: string, state: RunState): Promise<RunState> {
+    const keys = this.#keys(run);
+    if ((await this.#redis.exists(keys.meta)) !== 1) throw new RunNotFoundError(run);
+    // One step, so a pause racing a cancel can never bring a canceled run back.
+    const result = await this.#redis.eval(
+      "if redis.call('GET', KEYS[1]) == 'canceled' then return 'canceled' end redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1]",
+      1,
+      keys.state,
+      state,
+    );
+    return RUN_STATES.find((known) => known === result) ?? 'active';
   }
 
   /** Sets the budget (`null`: unlimited). Lowering it below what is committed is allowed; nothing new then reserves. */

@@ -434,6 +434,7 @@ describe('ledger keys', () => {
       results: 'depthq:run:myrun:results',
       reservations: 'depthq:run:myrun:reservations',
       settlements: 'depthq:run:myrun:settlements',
+      state: 'depthq:run:myrun:state',
     });
     expect(DEFAULT_KEY_PREFIX).toBe('depthq');
   });
