@@ -42,7 +42,7 @@ export interface RunningRenderWorker {
   close(deadlineMs?: number): Promise<void>;
 }
 
-/** A dependency the worker cannot run without is unreachable or refuses it: a clear message, exit code 3. */
+/** A dependency the worker cannot run without is unreachable or refuses it: a clear message, exit code 2. */
 export class StartupCheckError extends ConfigError {
   override readonly name: string = 'StartupCheckError';
 }
@@ -218,10 +218,9 @@ export async function startRenderWorker(
       closing ??= (async () => {
         logger.info({ deadlineMs }, 'closing: no new jobs; in-flight jobs finish or return to waiting');
         // Predictions still running at the deadline are left to Replicate: their jobs resume (and adopt them) later.
-        const abortTimer = setTimeout(
-          () => worker.cancelAllJobs('worker shutting down'),
-          Math.max(0, deadlineMs - 2_000),
-        );
+        // The aborted jobs need a moment to write their checkpoints and move back to waiting before the deadline.
+        const abortAfterMs = deadlineMs - Math.min(2_000, deadlineMs / 4);
+        const abortTimer = setTimeout(() => worker.cancelAllJobs('worker shutting down'), abortAfterMs);
         try {
           await worker.close();
         } finally {

@@ -28,7 +28,7 @@ import { costOf, microsToDecimal } from '../core/money.js';
 import { redactUrl } from '../core/redact.js';
 import { parseRenderJob, type RenderJob } from '../core/render-job.js';
 import { ProviderHttpError, ProviderNetworkError } from '../providers/http-errors.js';
-import type { ImageModelProvider, Prediction } from '../providers/provider.js';
+import { type ImageModelProvider, type Prediction, terminalStatuses } from '../providers/provider.js';
 import { LockLostError, writeCheckpointFenced } from '../queue/fenced-checkpoint.js';
 import { type ResultRow, type ResultStatus, type RunLedger, RunNotFoundError } from '../queue/ledger.js';
 import type { RenderQueueJob } from '../queue/render-queue.js';
@@ -249,6 +249,7 @@ export function createRenderProcessor(deps: RenderPipelineDeps): RenderProcessor
       attempts: attempt,
       ...(checkpoint.orphanSuspected ? { orphanSuspected: true } : {}),
       ...(Object.keys(payload.metadata).length > 0 ? { metadata: payload.metadata } : {}),
+      ...(typeof payload.input.prompt === 'string' ? { prompt: payload.input.prompt } : {}),
       ...extra,
     });
 
@@ -265,8 +266,11 @@ export function createRenderProcessor(deps: RenderPipelineDeps): RenderProcessor
           const running = checkpoint.predictionId
             ? await deps.provider.cancel(checkpoint.predictionId, signal).catch(() => undefined)
             : undefined;
-          await finishCanceled(running);
-          throw new UnrecoverableError(`run ${payload.run} was canceled`);
+          // A prediction that succeeded before the cancel reached it is paid for: it is stored and recorded below.
+          if (running?.status !== 'succeeded') {
+            await finishCanceled(running);
+            throw new UnrecoverableError(`run ${payload.run} was canceled`);
+          }
         }
         if (runState === 'paused' && checkpoint.predictionId === undefined && checkpoint.creating === undefined) {
           log.info('run paused: parking');
@@ -296,7 +300,11 @@ export function createRenderProcessor(deps: RenderPipelineDeps): RenderProcessor
       if (checkpoint.finished === undefined) {
         const id = prediction?.id ?? checkpoint.predictionId;
         if (id === undefined) throw new TransientJobError('no prediction to wait for');
-        const current = prediction ?? (await deps.provider.get(id, signal));
+        let current = prediction ?? (await deps.provider.get(id, signal));
+        // The run was canceled while this job was creating its prediction: `depthq cancel` could not know its id yet.
+        if (!terminalStatuses.has(current.status) && (await deps.ledger.runState(payload.run)) === 'canceled') {
+          current = await deps.provider.cancel(id, signal);
+        }
         const done = await deps.provider.awaitTerminal(current, signal ? { signal } : {});
         await handleEnd(done);
       }
@@ -317,6 +325,7 @@ export function createRenderProcessor(deps: RenderPipelineDeps): RenderProcessor
       if (signal?.aborted) {
         // The worker is closing: the job goes back to waiting with its checkpoint, no attempt spent.
         log.info('worker closing: job returns to waiting');
+        await deps.ledger.recordResult(payload.run, jobId, row('queued'));
         await job.moveToWait(token);
         throw new WaitingError();
       }

@@ -44,17 +44,27 @@ function isGoneFromDelayed(error: unknown): boolean {
   return code === ErrorCode.JobNotInState || code === ErrorCode.JobNotExist;
 }
 
+/** Why a job parks: the run's money ran out, or the run was paused (`depthq pause`). */
+export type ParkReason = 'budget' | 'paused';
+
 /**
- * Promotes the run's jobs that are parked with reason `budget` (delayed jobs, moved to waiting now), as many as the
- * run's remaining budget can pay for; all of them when the budget is unlimited. Returns how many were promoted.
+ * Promotes the run's jobs that are parked with `reason` (delayed jobs, moved to waiting now). For `budget`: as many as
+ * the run's remaining budget can pay for; all of them when the budget is unlimited. For `paused` (a resumed run): all of
+ * them — they never asked for money, so the budget cannot say which would fit; one that does not fit parks again with
+ * reason `budget`. Returns how many were promoted.
  */
-export async function releaseParkedJobs(queue: Queue<RenderJobData>, ledger: RunLedger, run: string): Promise<number> {
-  const remaining = remainingOf(await ledger.money(run));
+export async function releaseParkedJobs(
+  queue: Queue<RenderJobData>,
+  ledger: RunLedger,
+  run: string,
+  reason: ParkReason = 'budget',
+): Promise<number> {
+  const remaining = reason === 'budget' ? remainingOf(await ledger.money(run)) : null;
   if (remaining === 0) return 0;
 
   const parkedIds: string[] = [];
   for await (const { jobId, row } of ledger.results(run)) {
-    if (row.status === 'parked' && row.reason === 'budget') parkedIds.push(jobId);
+    if (row.status === 'parked' && row.reason === reason) parkedIds.push(jobId);
   }
 
   // Headroom is claimed before a job is promoted, so concurrent promotions never promise the same money twice.

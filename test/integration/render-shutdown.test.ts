@@ -97,7 +97,14 @@ describe('depthq worker, SIGTERM with jobs in flight', () => {
     expect(logged('worker closing: job returns to waiting')).toBe(returned);
     expect(logged('stored and recorded')).toBe(counts.completed);
     const afterFirst = await fixture.ledger.counters(fixture.run);
-    expect(afterFirst).toMatchObject({ failed: 0, flagged: 0, succeeded: counts.completed ?? 0 });
+    // Jobs sent back to waiting are `queued` again in the ledger, not left counted as running.
+    expect(afterFirst).toMatchObject({
+      failed: 0,
+      flagged: 0,
+      running: 0,
+      queued: returned,
+      succeeded: counts.completed ?? 0,
+    });
     // Nothing created after the deadline: the predictions the returned jobs started are still theirs to adopt.
     const createsAtShutdown = simulator.stats().creates;
     expect(createsAtShutdown).toBe(JOBS);
