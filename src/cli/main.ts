@@ -7,6 +7,8 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, coerceError, UsageError } from '../core/errors.js';
 import { registerConfigCommand } from './config.js';
 import { registerDemoCommand } from './demo.js';
+import { registerIngestCommand } from './ingest.js';
+import { registerRunCommands } from './runs.js';
 import { registerSimulateCommand } from './simulate.js';
 import { registerWorkerCommand } from './worker.js';
 
@@ -22,6 +24,8 @@ export function buildProgram(): Command {
     .configureHelp({ sortSubcommands: true });
   registerConfigCommand(program);
   registerDemoCommand(program);
+  registerIngestCommand(program);
+  registerRunCommands(program);
   registerSimulateCommand(program);
   registerWorkerCommand(program);
   return program;

@@ -453,3 +453,19 @@ export function ledgerKeys(prefix: string, run: string): LedgerKeys {
 export function runsIndexKey(prefix: string): string {
   return `${checkKeyPrefix(prefix)}:runs`;
 }
+
+/**
+ * The Redis keys manifest ingestion keeps per run, beside the ledger: where each job came from (so a re-ingest can tell
+ * an unchanged row from one whose content changed) and the history of ingests (each manifest's name and sha256).
+ */
+export interface IngestKeys {
+  /** Hash: job id → JSON `{ ingest, line, digests }`: which ingest and manifest line enqueued it, and its content. */
+  readonly sources: string;
+  /** List: one JSON record per ingest (manifest name and sha256, styles, counts, time), oldest first. */
+  readonly ingests: string;
+}
+
+export function ingestKeys(prefix: string, run: string): IngestKeys {
+  const base = `${checkKeyPrefix(prefix)}:run:${parseRunId(run)}`;
+  return { sources: `${base}:sources`, ingests: `${base}:ingests` };
+}

@@ -31,7 +31,12 @@ export interface ContactSheet {
   readonly run: string;
   readonly model: string;
   readonly totalSpentMicros: Micros;
-  readonly elapsedMs: number;
+  /** Shown as the run's duration; left out when absent. */
+  readonly elapsedMs?: number;
+  /** The page's heading. @defaultValue 'depthq demo' */
+  readonly heading?: string;
+  /** Said after the model's name, e.g. where it ran. @defaultValue '(local simulator)' */
+  readonly modelNote?: string;
   readonly columns: readonly string[];
   readonly rows: readonly ContactSheetRow[];
 }
@@ -102,6 +107,8 @@ export function renderContactSheet(sheet: ContactSheet): string {
       return `<tr>${control}${renders}</tr>`;
     })
     .join('\n');
+  const heading = sheet.heading ?? 'depthq demo';
+  const modelNote = sheet.modelNote ?? '(local simulator)';
   const images = sheet.rows.reduce(
     (count, row) => count + row.cells.filter((cell) => cell?.status === 'succeeded').length,
     0,
@@ -111,13 +118,13 @@ export function renderContactSheet(sheet: ContactSheet): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>depthq demo — ${escapeHtml(sheet.run)}</title>
+<title>${escapeHtml(heading)} — ${escapeHtml(sheet.run)}</title>
 <style>${STYLE}</style>
 </head>
 <body>
-<h1>depthq demo</h1>
-<p class="meta">run <code>${escapeHtml(sheet.run)}</code> · ${escapeHtml(sheet.model)} (local simulator) · ${images} images ·
-total spend ${escapeHtml(formatUsd(sheet.totalSpentMicros))} · ${(sheet.elapsedMs / 1000).toFixed(1)} s</p>
+<h1>${escapeHtml(heading)}</h1>
+<p class="meta">run <code>${escapeHtml(sheet.run)}</code> · ${escapeHtml(sheet.model)}${modelNote === '' ? '' : ` ${escapeHtml(modelNote)}`} · ${images} images ·
+total spend ${escapeHtml(formatUsd(sheet.totalSpentMicros))}${sheet.elapsedMs === undefined ? '' : ` · ${(sheet.elapsedMs / 1000).toFixed(1)} s`}</p>
 <table>
 <thead><tr>${head}</tr></thead>
 <tbody>

@@ -237,6 +237,8 @@ export function createRenderProcessor(deps: RenderPipelineDeps): RenderProcessor
       job.data = data as typeof job.data;
     };
 
+    /** When this attempt got past its reservation; every later row of the attempt carries it, so reports have timings. */
+    let attemptStartedAt: string | undefined;
     const row = (status: ResultStatus, extra: Partial<ResultRow> = {}): ResultRow => ({
       status,
       rowId: payload.rowId,
@@ -250,6 +252,7 @@ export function createRenderProcessor(deps: RenderPipelineDeps): RenderProcessor
       ...(checkpoint.orphanSuspected ? { orphanSuspected: true } : {}),
       ...(Object.keys(payload.metadata).length > 0 ? { metadata: payload.metadata } : {}),
       ...(typeof payload.input.prompt === 'string' ? { prompt: payload.input.prompt } : {}),
+      ...(attemptStartedAt === undefined ? {} : { startedAt: attemptStartedAt }),
       ...extra,
     });
 
@@ -288,7 +291,8 @@ export function createRenderProcessor(deps: RenderPipelineDeps): RenderProcessor
         await job.moveToDelayed(now() + settings.parkDelayMs, token);
         throw new DelayedError();
       }
-      await deps.ledger.recordResult(payload.run, jobId, row('running', { startedAt: new Date(now()).toISOString() }));
+      attemptStartedAt = new Date(now()).toISOString();
+      await deps.ledger.recordResult(payload.run, jobId, row('running'));
 
       // create (or find again the prediction a crashed attempt created)
       let prediction: Prediction | undefined;

@@ -13,6 +13,8 @@
  * is unlimited. Waking 100k parked jobs after a raise worth ten images would push 100k job starts through the queue's
  * rate limiter (600/min), stalling every run on the queue for hours just to re-park 99,990 of them. The jobs left
  * parked still look again after their own park delay, and the next release reads the money afresh.
+ *
+ * Jobs of a paused run park the same way with reason `paused`; `depthq resume` releases them with the same function.
  */
 import { ErrorCode, type Job, type Queue } from 'bullmq';
 import pLimit from 'p-limit';

@@ -137,7 +137,15 @@ export async function enqueueRenderJobs(
       run,
       batch.map((job) => ({
         jobId: renderJobIdOf(job),
-        row: { rowId: job.rowId, style: job.style, outputKey: job.output.key, seed: Number(job.input.seed) },
+        row: {
+          rowId: job.rowId,
+          style: job.style,
+          outputKey: job.output.key,
+          seed: Number(job.input.seed),
+          // Prompt and metadata columns belong in the row from the start: reports list jobs that never ran too.
+          ...(typeof job.input.prompt === 'string' ? { prompt: job.input.prompt } : {}),
+          ...(Object.keys(job.metadata).length > 0 ? { metadata: job.metadata } : {}),
+        },
       })),
     );
     await queue.addBulk(batch.map((job) => ({ name: run, data: job, opts: { jobId: renderJobIdOf(job) } })));

@@ -1,0 +1,223 @@
+/**
+ * `depthq retry`: requeues a run's jobs that ended without an image — `failed` ones with the same seed (a new attempt at
+ * the same image), `flagged` ones with a new, recorded seed (the content filter refuses the same input every time).
+ * A job that succeeded is never touched: its ledger row must say failed/flagged and its BullMQ job must be in the failed
+ * set, and the move back to waiting is BullMQ's atomic `retry` out of that set.
+ *
+ * The job keeps its id (BullMQ `job.retry()` moves it from failed to waiting), so ids stay unique and the ledger row,
+ * the output key and the job stay one. Before the move:
+ * - the job's checkpoint is reset: the steps run again, but the ids of every prediction made so far are kept (the
+ *   invoice still lists them). A `creating` mark without a prediction id — a create whose answer was lost — is kept
+ *   too for a same-seed retry, so the new attempt looks for that prediction before paying for another;
+ * - its settlement is cleared (`clearSettlement`: its money stays counted), so the retry reserves and settles anew —
+ *   without this the pipeline would find the old settlement and never count the new prediction;
+ * - its ledger row goes back to `queued` (the counters move with it).
+ * Each retry starts with a fresh set of attempts (`resetAttemptsMade`): the row's `attempts` then counts the attempts
+ * since the retry, and `predictionIds` keeps the whole history.
+ *
+ * A failed job whose BullMQ job was removed (after `removeOnFail`'s retention) cannot be rebuilt from the ledger, which
+ * does not hold the payload: it is reported, and re-ingesting the manifest brings it back under the same id.
+ */
+import type { Job, Queue } from 'bullmq';
+import pLimit from 'p-limit';
+import { coerceError, UsageError } from '../core/errors.js';
+import { extensionOfOutputFormat } from '../core/image-type.js';
+import { joinOutputPrefix, renderOutputKey } from '../core/keys.js';
+import { findModel, outputFormatOf } from '../core/models.js';
+import { parseRenderJob, type RenderJob } from '../core/render-job.js';
+import { type Checkpoint, emptyCheckpoint, readCheckpoint } from '../pipeline/checkpoint.js';
+import type { ResultRow, RunLedger, RunMeta } from '../queue/ledger.js';
+import type { RenderJobData } from '../queue/render-queue.js';
+import { nextSeedAfter } from './reseed.js';
+
+export interface RetrySelection {
+  /** Jobs whose row is `failed` (and jobs BullMQ failed before the pipeline could record it). */
+  readonly failed: boolean;
+  /** Jobs whose row is `flagged`; needs `reseed`. */
+  readonly flagged: boolean;
+  /** Give each requeued flagged job its next derived seed. */
+  readonly reseed: boolean;
+}
+
+export interface RequeuedJob {
+  readonly jobId: string;
+  readonly status: 'failed' | 'flagged';
+  readonly seed: number;
+  /** The seed before the retry, when it changed. */
+  readonly previousSeed?: number;
+}
+
+export interface SkippedJob {
+  readonly jobId: string;
+  readonly why: string;
+}
+
+export interface RetryOutcome {
+  readonly requeued: readonly RequeuedJob[];
+  readonly skipped: readonly SkippedJob[];
+}
+
+/** Checks the flags together: what to retry, and that a flagged image is never retried with the seed it was refused with. */
+export function checkRetrySelection(selection: RetrySelection): void {
+  if (selection.flagged && !selection.reseed) {
+    throw new UsageError(
+      '--flagged needs --reseed: the content filter refuses the same input and seed every time, so a flagged image ' +
+        'is retried only with a new seed',
+    );
+  }
+  if (selection.reseed && !selection.flagged) {
+    throw new UsageError(
+      '--reseed applies to --flagged jobs only: failed jobs are retried with their recorded seed, so that what is ' +
+        'rendered is what the manifest asked for',
+    );
+  }
+  if (!selection.failed && !selection.flagged) throw new UsageError('nothing to retry: give --failed and/or --flagged');
+}
+
+/** Jobs looked at (BullMQ reads and writes) at once. */
+const RETRY_CONCURRENCY = 16;
+
+function resetCheckpoint(data: unknown, keepCreating: boolean): Checkpoint {
+  let old: Checkpoint;
+  try {
+    old = readCheckpoint(data);
+  } catch {
+    // The ledger row keeps the prediction ids of an unreadable checkpoint; the job starts clean.
+    return emptyCheckpoint;
+  }
+  return {
+    predictionIds: old.predictionIds,
+    orphanSuspected: old.orphanSuspected,
+    recorded: false,
+    ...(keepCreating && old.creating !== undefined && old.predictionId === undefined ? { creating: old.creating } : {}),
+  };
+}
+
+/** The job's payload with its next derived seed, and its output key re-rendered when the key contains the seed. */
+function reseeded(payload: RenderJob, meta: RunMeta): { readonly job: RenderJob; readonly previousSeed: number } {
+  const previousSeed = Number(payload.input.seed);
+  const { seed } = nextSeedAfter({ run: payload.run, rowId: payload.rowId, style: payload.style }, previousSeed);
+  const input = { ...payload.input, seed };
+  let key = payload.output.key;
+  const model = findModel(payload.model);
+  if (meta.output.keyTemplate.includes('{seed}') && model !== undefined) {
+    key = joinOutputPrefix(
+      meta.output.prefix,
+      renderOutputKey(meta.output.keyTemplate, {
+        run: payload.run,
+        id: payload.rowId,
+        style: payload.style,
+        seed,
+        ext: extensionOfOutputFormat(outputFormatOf(model, input)),
+        model: model.id,
+        meta: payload.metadata,
+      }),
+    );
+  }
+  return {
+    job: { ...payload, input, seedSource: 'derived', output: { ...payload.output, key } },
+    previousSeed,
+  };
+}
+
+function queuedRowOf(old: ResultRow, job: RenderJob, checkpoint: Checkpoint): ResultRow {
+  return {
+    status: 'queued',
+    rowId: old.rowId,
+    style: old.style,
+    outputKey: job.output.key,
+    seed: Number(job.input.seed),
+    ...(checkpoint.predictionIds.length > 0
+      ? { predictionId: checkpoint.predictionIds.at(-1), predictionIds: checkpoint.predictionIds }
+      : old.predictionIds !== undefined
+        ? { predictionIds: old.predictionIds, ...(old.predictionId ? { predictionId: old.predictionId } : {}) }
+        : {}),
+    ...(old.orphanSuspected === true || checkpoint.orphanSuspected ? { orphanSuspected: true } : {}),
+    ...(old.metadata === undefined ? {} : { metadata: old.metadata }),
+    ...(old.prompt === undefined ? {} : { prompt: old.prompt }),
+  };
+}
+
+async function retryOne(
+  queue: Queue<RenderJobData>,
+  ledger: RunLedger,
+  meta: RunMeta,
+  run: string,
+  jobId: string,
+  row: ResultRow,
+  status: 'failed' | 'flagged',
+  reseed: boolean,
+): Promise<RequeuedJob | SkippedJob> {
+  const job: Job<RenderJobData> | undefined = await queue.getJob(jobId);
+  if (job === undefined) {
+    return {
+      jobId,
+      why: 'BullMQ no longer holds the job (removed after its retention): ingest the manifest again to render it',
+    };
+  }
+  const state = await job.getState();
+  if (state !== 'failed') return { jobId, why: `its BullMQ job is ${state}, not failed` };
+  let payload: RenderJob;
+  try {
+    payload = parseRenderJob(job.data);
+  } catch (error) {
+    return { jobId, why: `its payload is invalid, so a retry would fail the same way: ${coerceError(error).message}` };
+  }
+  const checkpoint = resetCheckpoint(job.data.checkpoint, !reseed);
+  const next = reseed ? reseeded(payload, meta) : { job: payload, previousSeed: undefined };
+  await job.updateData({ ...job.data, ...next.job, checkpoint });
+  await ledger.clearSettlement(run, jobId);
+  await ledger.recordResult(run, jobId, queuedRowOf(row, next.job, checkpoint));
+  try {
+    await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+  } catch (error) {
+    // Another `depthq retry` moved it first: it is queued either way.
+    return { jobId, why: `BullMQ did not move it back to waiting: ${coerceError(error).message}` };
+  }
+  return {
+    jobId,
+    status,
+    seed: Number(next.job.input.seed),
+    ...(next.previousSeed === undefined ? {} : { previousSeed: next.previousSeed }),
+  };
+}
+
+export async function retryRunJobs(
+  queue: Queue<RenderJobData>,
+  ledger: RunLedger,
+  run: string,
+  meta: RunMeta,
+  selection: RetrySelection,
+): Promise<RetryOutcome> {
+  checkRetrySelection(selection);
+  const chosen: Array<{ jobId: string; row: ResultRow; status: 'failed' | 'flagged' }> = [];
+  for await (const { jobId, row } of ledger.results(run)) {
+    if (selection.failed && (row.status === 'failed' || row.status === 'running')) {
+      // A `running` row is a candidate only if BullMQ failed the job itself (e.g. it stalled too often), checked below.
+      chosen.push({ jobId, row, status: 'failed' });
+    } else if (selection.flagged && row.status === 'flagged') {
+      chosen.push({ jobId, row, status: 'flagged' });
+    }
+  }
+  const limit = pLimit(RETRY_CONCURRENCY);
+  const outcomes = await Promise.all(
+    chosen.map(({ jobId, row, status }) =>
+      limit(async () => {
+        if (row.status === 'running') {
+          const state = await (await queue.getJob(jobId))?.getState();
+          if (state !== 'failed') return undefined;
+        }
+        return retryOne(queue, ledger, meta, run, jobId, row, status, status === 'flagged' && selection.reseed);
+      }),
+    ),
+  );
+  const requeued: RequeuedJob[] = [];
+  const skipped: SkippedJob[] = [];
+  for (const outcome of outcomes) {
+    if (outcome === undefined) continue;
+    if ('why' in outcome) skipped.push(outcome);
+    else requeued.push(outcome);
+  }
+  const byId = (a: { jobId: string }, b: { jobId: string }) => (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0);
+  return { requeued: requeued.sort(byId), skipped: skipped.sort(byId) };
+}

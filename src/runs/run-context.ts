@@ -1,0 +1,94 @@
+/**
+ * What every run command needs: a producer connection to Redis, the run ledger and the render queue under the configured
+ * prefix — opened once, closed once — and the one message for a run id that does not exist.
+ */
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config/index.js';
+import { ConfigError, coerceError, UsageError } from '../core/errors.js';
+import { parseRunId } from '../core/keys.js';
+import { redactUrl } from '../core/redact.js';
+import { closeConnection, connectProducer, createProducerConnection } from '../queue/connections.js';
+import { RunLedger, type RunMeta } from '../queue/ledger.js';
+import { createRenderQueue, defaultRenderQueueSettings, type RenderJobData } from '../queue/render-queue.js';
+
+/** The run id names no run in the ledger under this prefix. */
+export class UnknownRunError extends UsageError {
+  override readonly name: string = 'UnknownRunError';
+  readonly run: string;
+
+  constructor(run: string, prefix: string, redisUrl: string) {
+    super(
+      `there is no run ${JSON.stringify(run)} under DEPTHQ_PREFIX=${prefix} in ${redactUrl(redisUrl)} (REDIS_URL): ` +
+        '`depthq runs` lists the runs there',
+    );
+    this.run = run;
+  }
+}
+
+/** Redis did not answer: nothing a run command does can work without it. */
+export class RedisUnreachableError extends ConfigError {
+  override readonly name: string = 'RedisUnreachableError';
+}
+
+export interface RunContext {
+  readonly config: Config;
+  readonly redis: Redis;
+  readonly ledger: RunLedger;
+  readonly queue: Queue<RenderJobData>;
+  /** The run's meta, or an UnknownRunError (a UsageError: exit code 2) that says how to list runs. */
+  requireRun(run: string): Promise<RunMeta>;
+  close(): Promise<void>;
+}
+
+export async function openRunContext(config: Config, name = 'depthq-runs'): Promise<RunContext> {
+  const redis = createProducerConnection(config.redisUrl, { name });
+  // A failed connect is reported once, below, with the socket's own error (ECONNREFUSED …): ioredis's rejection only
+  // says the connection is closed. Without a listener ioredis would also print every retry.
+  let socketError: Error | undefined;
+  redis.on('error', (error: Error) => {
+    socketError ??= error;
+  });
+  try {
+    await connectProducer(redis);
+  } catch (error) {
+    redis.disconnect();
+    throw new RedisUnreachableError(
+      `cannot reach Redis at ${redactUrl(config.redisUrl)} (REDIS_URL): ${(socketError ?? coerceError(error)).message}`,
+      { cause: socketError ?? error },
+    );
+  }
+  const ledger = new RunLedger(redis, config.prefix);
+  const queue = createRenderQueue(redis, config.prefix, defaultRenderQueueSettings);
+  let closing: Promise<void> | undefined;
+  return {
+    config,
+    redis,
+    ledger,
+    queue,
+    async requireRun(run) {
+      // A malformed id gets the rule in words (InvalidRunIdError) before any Redis key is built from it.
+      parseRunId(run);
+      const meta = await ledger.getRun(run);
+      if (meta === undefined) throw new UnknownRunError(run, config.prefix, config.redisUrl);
+      return meta;
+    },
+    close() {
+      closing ??= (async () => {
+        await queue.close();
+        await closeConnection(redis);
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Opens a context, runs `body`, and closes the context whatever happens. */
+export async function withRunContext<T>(config: Config, body: (context: RunContext) => Promise<T>): Promise<T> {
+  const context = await openRunContext(config);
+  try {
+    return await body(context);
+  } finally {
+    await context.close();
+  }
+}
