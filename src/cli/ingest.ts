@@ -24,7 +24,7 @@ import { createS3Client } from '../storage/s3-client.js';
 interface IngestFlags {
   readonly run: string;
   readonly styles?: string;
-  readonly set: string[];
+  readonly set?: string[];
   readonly model?: string;
   readonly budget?: string;
   readonly outputPrefix?: string;
@@ -37,8 +37,9 @@ interface IngestFlags {
   readonly maxRows?: string;
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+/** Repeatable flag; no commander default, so `--help` shows no `(default: [])`. */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 function wholeNumberFlag(flag: string, text: string | undefined, min: number, max: number): number | undefined {
@@ -65,7 +66,7 @@ export function ingestRequestOf(manifestPath: string, flags: IngestFlags): Inges
   const request: { -readonly [K in keyof IngestRequest]: IngestRequest[K] } = {
     manifestPath,
     run: flags.run,
-    set: flags.set,
+    set: flags.set ?? [],
     preflight: flags.preflight,
     dryRun: flags.dryRun === true,
     skipInvalid: flags.skipInvalid === true,
@@ -210,7 +211,7 @@ export function configureIngestCommand(command: Command): Command {
     .argument('<manifest.csv>', 'the manifest: id, control_image, prompt, style, output_key, model inputs, metadata')
     .requiredOption('--run <id>', 'the run to add the jobs to (created on first ingest)')
     .option('--styles <styles.csv>', 'render every row once per style: style, prompt ({prompt}, {<column>}), inputs')
-    .option('--set <key=value>', 'a default for any model input, e.g. --set steps=30 (repeatable)', collect, [])
+    .option('--set <key=value>', 'a default for any model input, e.g. --set steps=30 (repeatable)', collect)
     .option('--model <owner/name>', 'the model (default: black-forest-labs/flux-depth-pro)')
     .option('--budget <usd>', "set the run's budget in dollars, e.g. 250 or 12.50")
     .option('--output-prefix <prefix>', 'prefix of every output key in S3_BUCKET (default: the bucket root)')
