@@ -26,7 +26,7 @@ import {
   type RenderQueueSettings,
   renderWorkerOptions,
 } from '../src/queue/render-queue.js';
-import { createS3Client } from '../src/storage/s3-client.js';
+import { s3ClientForConfig } from '../src/storage/s3-client.js';
 
 export interface RenderWorkerOptions {
   /** Jobs in flight in this process; overrides DEPTHQ_WORKER_CONCURRENCY. */
@@ -153,11 +153,7 @@ export async function startRenderWorker(
   // ioredis reconnects forever on its own; until the start-up check passes, an error is reported there instead.
   workerConnection.on('error', () => undefined);
   queueConnection.on('error', () => undefined);
-  const s3 = createS3Client({
-    region: config.s3.region,
-    ...(config.s3.endpoint !== undefined ? { endpoint: config.s3.endpoint } : {}),
-    forcePathStyle: config.s3.forcePathStyle,
-  });
+  const s3 = s3ClientForConfig(config);
   const closeEverything = async () => {
     await Promise.allSettled([closeConnection(workerConnection), closeConnection(queueConnection)]);
     s3.destroy();

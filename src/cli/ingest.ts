@@ -5,7 +5,7 @@
  */
 import { type Command, Option } from 'commander';
 import { type Config, loadConfig } from '../config/index.js';
-import { ConfigError, coerceError, UsageError } from '../core/errors.js';
+import { UsageError } from '../core/errors.js';
 import { formatManifestProblem } from '../core/manifest.js';
 import { formatUsd, InvalidAmountError, type Micros, usdToMicros } from '../core/money.js';
 import {
@@ -16,10 +16,10 @@ import {
 } from '../ingest/ingest-manifest.js';
 import { DEFAULT_MAX_ROWS, type IngestRequest, ingestSettingsOf } from '../ingest/ingest-settings.js';
 import { DEFAULT_PREFLIGHT_CONCURRENCY } from '../ingest/preflight.js';
-import { closeConnection, connectProducer, createProducerConnection } from '../queue/connections.js';
+import { closeConnection, openProducerConnection } from '../queue/connections.js';
 import { RunLedger } from '../queue/ledger.js';
 import { defaultRenderQueueSettings } from '../queue/render-queue.js';
-import { createS3Client } from '../storage/s3-client.js';
+import { s3ClientForConfig } from '../storage/s3-client.js';
 
 interface IngestFlags {
   readonly run: string;
@@ -151,27 +151,8 @@ export async function runIngestCommand(
 ): Promise<IngestOutcome> {
   // Flags and S3_BUCKET are checked before Redis is dialled: a typo should not wait for a connection timeout.
   ingestSettingsOf(request, { bucket: config.s3.bucket, canPreflight: true });
-  const redis = createProducerConnection(config.redisUrl, { name: 'depthq-ingest' });
-  // Connection errors surface through the commands that fail; the listener keeps ioredis from printing them as
-  // unhandled, and the first one says why connecting failed better than "Connection is closed".
-  let connectionError: Error | undefined;
-  redis.on('error', (error: Error) => {
-    connectionError ??= error;
-  });
-  try {
-    await connectProducer(redis);
-  } catch (error) {
-    redis.disconnect();
-    throw new ConfigError(
-      `cannot reach Redis at ${new URL(config.redisUrl).host} (REDIS_URL): ${(connectionError ?? coerceError(error)).message}`,
-      { cause: error },
-    );
-  }
-  const s3 = createS3Client({
-    region: config.s3.region,
-    ...(config.s3.endpoint === undefined ? {} : { endpoint: config.s3.endpoint }),
-    forcePathStyle: config.s3.forcePathStyle,
-  });
+  const redis = await openProducerConnection(config.redisUrl, { name: 'depthq-ingest' });
+  const s3 = s3ClientForConfig(config);
   const onProgress = progressWriter(io.stderr);
   try {
     const outcome = await ingestManifest(request, {

@@ -22,7 +22,7 @@ import { REPORT_FORMATS, type ReportFormat, writeRunReport } from '../runs/run-r
 import { GRID_MAX_ROWS, writeRunSheet } from '../runs/run-sheet.js';
 import { formatRunStatus, readRunStatus, runStatusJson } from '../runs/run-status.js';
 import { watchRunStatus } from '../runs/watch-status.js';
-import { createS3Client } from '../storage/s3-client.js';
+import { s3ClientForConfig } from '../storage/s3-client.js';
 
 const CONFIG_HINT = '\nREDIS_URL and DEPTHQ_PREFIX say which ledger is read (`depthq config` shows them).';
 
@@ -312,11 +312,7 @@ export function registerRunCommands(program: Command): void {
       const config = loadConfig();
       const outDir = flags.out ?? `sheet-${run}`;
       if (outDir.trim() === '') throw new UsageError('--out must name a folder');
-      const s3 = createS3Client({
-        region: config.s3.region,
-        ...(config.s3.endpoint === undefined ? {} : { endpoint: config.s3.endpoint }),
-        forcePathStyle: config.s3.forcePathStyle,
-      });
+      const s3 = s3ClientForConfig(config);
       try {
         await withRunContext(config, async ({ ledger, queue, requireRun }) => {
           const meta = await requireRun(run);

@@ -7,6 +7,8 @@
  * BullMQ never closes a connection it was given: the owner calls `closeConnection`.
  */
 import { Redis } from 'ioredis';
+import { ConfigError, coerceError } from '../core/errors.js';
+import { redactUrl } from '../core/redact.js';
 
 export interface ConnectionOptions {
   /** Shown in `CLIENT LIST`, so an operator can tell workers from producers. */
@@ -44,6 +46,37 @@ export async function connectProducer(connection: Redis, timeoutMs = 5_000): Pro
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Redis did not answer: nothing a producer does can work without it. A ConfigError: the user fixes REDIS_URL. */
+export class RedisUnreachableError extends ConfigError {
+  override readonly name: string = 'RedisUnreachableError';
+}
+
+/**
+ * A connected producer connection, or a RedisUnreachableError naming REDIS_URL with the socket's own error
+ * (ECONNREFUSED …) — ioredis's rejection only says the connection is closed.
+ */
+export async function openProducerConnection(
+  redisUrl: string,
+  options: ConnectionOptions & { readonly timeoutMs?: number } = {},
+): Promise<Redis> {
+  const redis = createProducerConnection(redisUrl, options);
+  let socketError: Error | undefined;
+  // Later errors surface through the commands that fail; without a listener ioredis would also print every retry.
+  redis.on('error', (error: Error) => {
+    socketError ??= error;
+  });
+  try {
+    await connectProducer(redis, options.timeoutMs);
+  } catch (error) {
+    redis.disconnect();
+    throw new RedisUnreachableError(
+      `cannot reach Redis at ${redactUrl(redisUrl)} (REDIS_URL): ${(socketError ?? coerceError(error)).message}`,
+      { cause: socketError ?? error },
+    );
+  }
+  return redis;
 }
 
 /** QUIT when the server answers, DISCONNECT when it does not: closing must never hang a shutdown. */

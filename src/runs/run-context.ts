@@ -5,10 +5,10 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/index.js';
-import { ConfigError, coerceError, UsageError } from '../core/errors.js';
+import { UsageError } from '../core/errors.js';
 import { parseRunId } from '../core/keys.js';
 import { redactUrl } from '../core/redact.js';
-import { closeConnection, connectProducer, createProducerConnection } from '../queue/connections.js';
+import { closeConnection, openProducerConnection } from '../queue/connections.js';
 import { RunLedger, type RunMeta } from '../queue/ledger.js';
 import { createRenderQueue, defaultRenderQueueSettings, type RenderJobData } from '../queue/render-queue.js';
 
@@ -26,11 +26,6 @@ export class UnknownRunError extends UsageError {
   }
 }
 
-/** Redis did not answer: nothing a run command does can work without it. */
-export class RedisUnreachableError extends ConfigError {
-  override readonly name: string = 'RedisUnreachableError';
-}
-
 export interface RunContext {
   readonly config: Config;
   readonly redis: Redis;
@@ -42,22 +37,7 @@ export interface RunContext {
 }
 
 export async function openRunContext(config: Config, name = 'depthq-runs'): Promise<RunContext> {
-  const redis = createProducerConnection(config.redisUrl, { name });
-  // A failed connect is reported once, below, with the socket's own error (ECONNREFUSED …): ioredis's rejection only
-  // says the connection is closed. Without a listener ioredis would also print every retry.
-  let socketError: Error | undefined;
-  redis.on('error', (error: Error) => {
-    socketError ??= error;
-  });
-  try {
-    await connectProducer(redis);
-  } catch (error) {
-    redis.disconnect();
-    throw new RedisUnreachableError(
-      `cannot reach Redis at ${redactUrl(config.redisUrl)} (REDIS_URL): ${(socketError ?? coerceError(error)).message}`,
-      { cause: socketError ?? error },
-    );
-  }
+  const redis = await openProducerConnection(config.redisUrl, { name });
   const ledger = new RunLedger(redis, config.prefix);
   const queue = createRenderQueue(redis, config.prefix, defaultRenderQueueSettings);
   let closing: Promise<void> | undefined;

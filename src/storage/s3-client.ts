@@ -3,6 +3,7 @@
  * checksum settings below.
  */
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import type { Config } from '../config/index.js';
 
 export interface S3ClientOptions {
   readonly region: string;
@@ -28,4 +29,13 @@ export function createS3Client(options: S3ClientOptions): S3Client {
   if (options.forcePathStyle !== undefined) config.forcePathStyle = options.forcePathStyle;
   if (options.credentials !== undefined) config.credentials = options.credentials;
   return new S3Client(config);
+}
+
+/** The client every command and worker uses: region, endpoint and path style from the configuration, credentials from the SDK's chain. */
+export function s3ClientForConfig(config: Pick<Config, 's3'>): S3Client {
+  return createS3Client({
+    region: config.s3.region,
+    ...(config.s3.endpoint === undefined ? {} : { endpoint: config.s3.endpoint }),
+    forcePathStyle: config.s3.forcePathStyle,
+  });
 }
