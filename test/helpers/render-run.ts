@@ -5,6 +5,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { afterAll } from 'vitest';
 import { z } from 'zod';
 import { type Config, loadConfig } from '../../src/config/index.js';
 import { fluxDepthPro } from '../../src/core/models.js';
@@ -20,6 +21,7 @@ import {
   type RenderJobData,
 } from '../../src/queue/render-queue.js';
 import { putBytesObject } from '../../src/storage/s3.js';
+import type { RunningRenderWorker } from '../../workers/render-worker.js';
 import { uniqueName } from './stack.js';
 
 export interface RenderRunFixture {
@@ -216,4 +218,21 @@ export async function getSimulatorPrediction(stack: LocalStack, id: string): Pro
  */
 export function predictionSubjectOf(input: Readonly<Record<string, unknown>>): string {
   return JSON.stringify([input.prompt, input.seed]);
+}
+
+/**
+ * The runs and in-process workers a test file starts, closed after its tests: workers first, since they use the runs'
+ * Redis. Push what a test starts into the returned arrays.
+ */
+export function useRenderRunCleanup(): {
+  readonly fixtures: RenderRunFixture[];
+  readonly workers: RunningRenderWorker[];
+} {
+  const fixtures: RenderRunFixture[] = [];
+  const workers: RunningRenderWorker[] = [];
+  afterAll(async () => {
+    for (const worker of workers) await worker.close();
+    for (const fixture of fixtures) await fixture.close();
+  });
+  return { fixtures, workers };
 }

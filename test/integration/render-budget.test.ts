@@ -2,19 +2,20 @@
  * The budget guard end to end: jobs that cannot reserve their price park (no attempt spent, no prediction created), and
  * raising the budget plus `releaseParkedJobs` completes them without waiting out their park delay.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { fluxDepthPro } from '../../src/core/models.js';
 import { costOf } from '../../src/core/money.js';
 import { renderJobIdOf } from '../../src/core/render-job.js';
 import { readCheckpoint } from '../../src/pipeline/checkpoint.js';
 import type { RunCounters } from '../../src/queue/ledger.js';
 import { releaseParkedJobs } from '../../src/queue/parked-jobs.js';
-import { type RunningRenderWorker, startRenderWorker } from '../../workers/render-worker.js';
+import { startRenderWorker } from '../../workers/render-worker.js';
 import {
   listSimulatorPredictions,
   predictionSubjectOf,
   prepareRenderRun,
   type RenderRunFixture,
+  useRenderRunCleanup,
   waitForCounters,
 } from '../helpers/render-run.js';
 import { eventually, useLocalStack } from '../helpers/stack.js';
@@ -26,14 +27,9 @@ const stack = useLocalStack({
 const price = fluxDepthPro.priceMicrosPerImage;
 const images = (count: number) => costOf(price, count);
 
-const fixtures: RenderRunFixture[] = [];
-const workers: RunningRenderWorker[] = [];
-afterAll(async () => {
-  for (const worker of workers) await worker.close();
-  for (const fixture of fixtures) await fixture.close();
-});
+const { fixtures, workers } = useRenderRunCleanup();
 
-/** Parked jobs come back by themselves only after the pipeline's park delay (60 s): any sooner is the release's doing. */
+/** Parked jobs come back by themselves only after the pipeline's park delay (10 minutes): any sooner is the release's doing. */
 const RELEASE_TIMEOUT_MS = 20_000;
 
 describe('render budget', () => {

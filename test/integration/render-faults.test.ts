@@ -5,7 +5,7 @@
  * money matches what the provider billed to the micro-dollar.
  */
 import { createHash } from 'node:crypto';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { fluxDepthPro } from '../../src/core/models.js';
 import { costOf } from '../../src/core/money.js';
 import { renderJobIdOf } from '../../src/core/render-job.js';
@@ -13,13 +13,14 @@ import { contentKeyOf } from '../../src/sim/content-key.js';
 import { FaultInjector, flaggedError, genericFailureError } from '../../src/sim/faults.js';
 import { faultsSchema } from '../../src/sim/options.js';
 import { getObjectBytes } from '../../src/storage/s3.js';
-import { type RunningRenderWorker, startRenderWorker } from '../../workers/render-worker.js';
+import { startRenderWorker } from '../../workers/render-worker.js';
 import {
   listSimulatorPredictions,
   predictionSubjectOf,
   prepareRenderRun,
   type RenderRunFixture,
   type SimulatorPrediction,
+  useRenderRunCleanup,
 } from '../helpers/render-run.js';
 import { useLocalStack } from '../helpers/stack.js';
 
@@ -41,12 +42,7 @@ const BURSTS_AT_SUCCEEDED = [30, 80, 130] as const;
 const BURST_SIZE = 12;
 const price = fluxDepthPro.priceMicrosPerImage;
 
-const fixtures: RenderRunFixture[] = [];
-const workers: RunningRenderWorker[] = [];
-afterAll(async () => {
-  for (const worker of workers) await worker.close();
-  for (const fixture of fixtures) await fixture.close();
-});
+const { fixtures, workers } = useRenderRunCleanup();
 
 /**
  * The simulator flags an input by a hash of its content and the fault seed, as Replicate's filter judges content, not

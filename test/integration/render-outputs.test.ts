@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { Worker } from 'bullmq';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sidecarKeyOf } from '../../src/core/keys.js';
 import { fluxDepthDev, fluxDepthPro } from '../../src/core/models.js';
 import { costOf } from '../../src/core/money.js';
@@ -27,13 +27,14 @@ import {
   renderWorkerOptions,
 } from '../../src/queue/render-queue.js';
 import { getObjectBytes, putBytesObject } from '../../src/storage/s3.js';
-import { type RunningRenderWorker, startRenderWorker } from '../../workers/render-worker.js';
+import { startRenderWorker } from '../../workers/render-worker.js';
 import {
   getSimulatorPrediction,
   listSimulatorPredictions,
   predictionSubjectOf,
   prepareRenderRun,
   type RenderRunFixture,
+  useRenderRunCleanup,
   waitForCounters,
 } from '../helpers/render-run.js';
 import { useLocalStack } from '../helpers/stack.js';
@@ -42,12 +43,7 @@ const stack = useLocalStack({
   simulator: { startDelayMs: { min: 5, max: 20 }, latencyMs: { min: 20, max: 60 }, outputMaxSide: 128 },
 });
 
-const fixtures: RenderRunFixture[] = [];
-const workers: RunningRenderWorker[] = [];
-afterAll(async () => {
-  for (const worker of workers) await worker.close();
-  for (const fixture of fixtures) await fixture.close();
-});
+const { fixtures, workers } = useRenderRunCleanup();
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 

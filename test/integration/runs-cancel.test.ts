@@ -3,19 +3,19 @@
  * running predictions are canceled through the API (the simulator shows them canceled), every job ends, and nothing
  * is created or billed afterwards. The ledger's money matches what the provider billed.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { fluxDepthPro } from '../../src/core/models.js';
 import { costOf } from '../../src/core/money.js';
 import { readCheckpoint } from '../../src/pipeline/checkpoint.js';
 import { ReplicateProvider } from '../../src/providers/replicate.js';
 import { cancelRun } from '../../src/runs/cancel-run.js';
 import { pauseRun, RunCanceledError } from '../../src/runs/run-controls.js';
-import { type RunningRenderWorker, startRenderWorker } from '../../workers/render-worker.js';
+import { startRenderWorker } from '../../workers/render-worker.js';
 import {
   listSimulatorPredictions,
   predictionSubjectOf,
   prepareRenderRun,
-  type RenderRunFixture,
+  useRenderRunCleanup,
   waitForCounters,
 } from '../helpers/render-run.js';
 import { eventually, useLocalStack } from '../helpers/stack.js';
@@ -25,12 +25,7 @@ const stack = useLocalStack({
   simulator: { startDelayMs: { min: 20, max: 60 }, latencyMs: { min: 2_500, max: 3_500 }, outputMaxSide: 64 },
 });
 
-const fixtures: RenderRunFixture[] = [];
-const workers: RunningRenderWorker[] = [];
-afterAll(async () => {
-  for (const worker of workers) await worker.close();
-  for (const fixture of fixtures) await fixture.close();
-});
+const { fixtures, workers } = useRenderRunCleanup();
 
 const price = fluxDepthPro.priceMicrosPerImage;
 

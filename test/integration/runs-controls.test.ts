@@ -3,7 +3,7 @@
  * while another run on the same queue completes, and resume finishes them at once; a budget raise releases the jobs
  * parked over budget without waiting out their park delay.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { fluxDepthPro } from '../../src/core/models.js';
 import { costOf } from '../../src/core/money.js';
 import { buildRenderJob, type RenderJob, renderJobIdOf } from '../../src/core/render-job.js';
@@ -11,12 +11,13 @@ import type { RunCounters } from '../../src/queue/ledger.js';
 import { enqueueRenderJobs } from '../../src/queue/render-queue.js';
 import { changeBudget, pauseRun, resumeRun } from '../../src/runs/run-controls.js';
 import { readRunStatus } from '../../src/runs/run-status.js';
-import { type RunningRenderWorker, startRenderWorker } from '../../workers/render-worker.js';
+import { startRenderWorker } from '../../workers/render-worker.js';
 import {
   listSimulatorPredictions,
   predictionSubjectOf,
   prepareRenderRun,
   type RenderRunFixture,
+  useRenderRunCleanup,
   waitForCounters,
 } from '../helpers/render-run.js';
 import { uniqueName, useLocalStack } from '../helpers/stack.js';
@@ -25,12 +26,7 @@ const stack = useLocalStack({
   simulator: { startDelayMs: { min: 5, max: 20 }, latencyMs: { min: 150, max: 300 }, outputMaxSide: 64 },
 });
 
-const fixtures: RenderRunFixture[] = [];
-const workers: RunningRenderWorker[] = [];
-afterAll(async () => {
-  for (const worker of workers) await worker.close();
-  for (const fixture of fixtures) await fixture.close();
-});
+const { fixtures, workers } = useRenderRunCleanup();
 
 const price = fluxDepthPro.priceMicrosPerImage;
 /** Parked jobs come back by themselves only after the park delay (10 min): anything sooner is the release's doing. */

@@ -4,27 +4,27 @@
  */
 import { PassThrough } from 'node:stream';
 import { parse } from 'csv-parse/sync';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { fluxDepthPro } from '../../src/core/models.js';
 import { renderJobIdOf } from '../../src/core/render-job.js';
 import { openRunContext, UnknownRunError } from '../../src/runs/run-context.js';
 import { listRunSummaries } from '../../src/runs/run-list.js';
 import { neutraliseFormula, REPORT_COLUMNS, writeRunReport } from '../../src/runs/run-report.js';
 import { formatRunStatus, readRunStatus, runStatusJson } from '../../src/runs/run-status.js';
-import { type RunningRenderWorker, startRenderWorker } from '../../workers/render-worker.js';
-import { prepareRenderRun, type RenderRunFixture, waitForCounters } from '../helpers/render-run.js';
+import { startRenderWorker } from '../../workers/render-worker.js';
+import {
+  prepareRenderRun,
+  type RenderRunFixture,
+  useRenderRunCleanup,
+  waitForCounters,
+} from '../helpers/render-run.js';
 import { useLocalStack } from '../helpers/stack.js';
 
 const stack = useLocalStack({
   simulator: { startDelayMs: { min: 5, max: 20 }, latencyMs: { min: 20, max: 60 }, outputMaxSide: 64 },
 });
 
-const fixtures: RenderRunFixture[] = [];
-const workers: RunningRenderWorker[] = [];
-afterAll(async () => {
-  for (const worker of workers) await worker.close();
-  for (const fixture of fixtures) await fixture.close();
-});
+const { fixtures, workers } = useRenderRunCleanup();
 
 const price = fluxDepthPro.priceMicrosPerImage;
 /** What a hostile manifest might carry: a spreadsheet would open the link (or run the command) when the CSV is opened. */
