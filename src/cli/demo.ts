@@ -19,18 +19,12 @@ import {
 } from '../demo/run-demo.js';
 import { WorkerStartError } from '../demo/worker-processes.js';
 import { LocalStackError } from '../local/redis.js';
+import { wholeNumberFlag } from './flags.js';
 
 interface DemoFlags {
   out: string;
   images: string;
   workers: string;
-}
-
-function wholeNumberFlag(flag: string, text: string, min: number, max: number): number {
-  if (!/^\d+$/.test(text.trim()) || Number(text) < min || Number(text) > max) {
-    throw new UsageError(`${flag} must be a whole number from ${min} to ${max}, got "${text}"`);
-  }
-  return Number(text);
 }
 
 const HANDLED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];

@@ -5,9 +5,8 @@
  */
 import { type Command, Option } from 'commander';
 import { type Config, loadConfig } from '../config/index.js';
-import { UsageError } from '../core/errors.js';
 import { formatManifestProblem } from '../core/manifest.js';
-import { formatUsd, InvalidAmountError, type Micros, usdToMicros } from '../core/money.js';
+import { formatUsd, type Micros } from '../core/money.js';
 import {
   type IngestOutcome,
   type IngestProgress,
@@ -20,6 +19,7 @@ import { closeConnection, openProducerConnection } from '../queue/connections.js
 import { RunLedger } from '../queue/ledger.js';
 import { defaultRenderQueueSettings } from '../queue/render-queue.js';
 import { s3ClientForConfig } from '../storage/s3-client.js';
+import { dollarsFlag, wholeNumberFlag } from './flags.js';
 
 interface IngestFlags {
   readonly run: string;
@@ -42,23 +42,12 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-function wholeNumberFlag(flag: string, text: string | undefined, min: number, max: number): number | undefined {
-  if (text === undefined) return undefined;
-  const trimmed = text.trim();
-  if (!/^\d+$/.test(trimmed) || Number(trimmed) < min || Number(trimmed) > max) {
-    throw new UsageError(`${flag} must be a whole number from ${min} to ${max}, got "${text}"`);
-  }
-  return Number(trimmed);
+function optionalWholeNumberFlag(flag: string, text: string | undefined, min: number, max: number): number | undefined {
+  return text === undefined ? undefined : wholeNumberFlag(flag, text, min, max);
 }
 
 function budgetFlag(text: string | undefined): Micros | undefined {
-  if (text === undefined) return undefined;
-  try {
-    return usdToMicros(text);
-  } catch (error) {
-    if (error instanceof InvalidAmountError) throw new UsageError(`--budget: ${error.message}`, { cause: error });
-    throw error;
-  }
+  return text === undefined ? undefined : dollarsFlag('--budget', text);
 }
 
 /** The flags as an ingest request; every bad value is a UsageError naming its flag. */
@@ -78,9 +67,9 @@ export function ingestRequestOf(manifestPath: string, flags: IngestFlags): Inges
   if (flags.outputKeyTemplate !== undefined) request.outputKeyTemplate = flags.outputKeyTemplate;
   const budget = budgetFlag(flags.budget);
   if (budget !== undefined) request.budgetMicros = budget;
-  const concurrency = wholeNumberFlag('--preflight-concurrency', flags.preflightConcurrency, 1, 1000);
+  const concurrency = optionalWholeNumberFlag('--preflight-concurrency', flags.preflightConcurrency, 1, 1000);
   if (concurrency !== undefined) request.preflightConcurrency = concurrency;
-  const maxRows = wholeNumberFlag('--max-rows', flags.maxRows, 1, 100_000_000);
+  const maxRows = optionalWholeNumberFlag('--max-rows', flags.maxRows, 1, 100_000_000);
   if (maxRows !== undefined) request.maxRows = maxRows;
   return request;
 }

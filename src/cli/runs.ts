@@ -11,7 +11,7 @@ import { finished } from 'node:stream/promises';
 import { type Command, Option } from 'commander';
 import { loadConfig, requireReplicateToken } from '../config/index.js';
 import { UsageError } from '../core/errors.js';
-import { formatUsd, InvalidAmountError, type Micros, usdToMicros } from '../core/money.js';
+import { formatUsd, type Micros } from '../core/money.js';
 import { ReplicateProvider } from '../providers/replicate.js';
 import { cancelRun } from '../runs/cancel-run.js';
 import { retryRunJobs } from '../runs/retry-jobs.js';
@@ -23,6 +23,7 @@ import { GRID_MAX_ROWS, writeRunSheet } from '../runs/run-sheet.js';
 import { formatRunStatus, readRunStatus, runStatusJson } from '../runs/run-status.js';
 import { watchRunStatus } from '../runs/watch-status.js';
 import { s3ClientForConfig } from '../storage/s3-client.js';
+import { dollarsFlag } from './flags.js';
 
 const CONFIG_HINT = '\nREDIS_URL and DEPTHQ_PREFIX say which ledger is read (`depthq config` shows them).';
 
@@ -33,14 +34,7 @@ function say(text: string): void {
 /** `unlimited` (or `none`) removes the budget; anything else is dollars, exactly (see usdToMicros). */
 export function parseBudgetArgument(text: string): Micros | null {
   if (/^\s*(unlimited|none)\s*$/i.test(text)) return null;
-  try {
-    return usdToMicros(text);
-  } catch (error) {
-    if (error instanceof InvalidAmountError) {
-      throw new UsageError(`budget: ${error.message}, or "unlimited" to remove the budget`, { cause: error });
-    }
-    throw error;
-  }
+  return dollarsFlag('budget', text, ', or "unlimited" to remove the budget');
 }
 
 function positiveSeconds(text: string): number {

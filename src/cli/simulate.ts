@@ -13,6 +13,7 @@ import {
   simulatorOptionsSchema,
   startSimulator,
 } from '../sim/index.js';
+import { wholeNumberFlag as integerFlag } from './flags.js';
 
 interface SimulateFlags {
   port: string;
@@ -29,13 +30,6 @@ interface SimulateFlags {
   requestsPerMinute: string;
   apiToken?: string;
   outputMaxSide: string;
-}
-
-function integerFlag(flag: string, text: string, min: number, max: number): number {
-  if (!/^-?\d+$/.test(text.trim()) || Number(text) < min || Number(text) > max) {
-    throw new UsageError(`${flag} must be a whole number from ${min} to ${max}, got "${text}"`);
-  }
-  return Number(text);
 }
 
 function rateFlag(flag: string, text: string): number {

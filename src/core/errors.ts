@@ -316,7 +316,7 @@ function classifyPrediction(status: string, error: string | null | undefined): F
 }
 
 /** The human part of an error body: RFC 7807 `detail`, else `title`/`error`/`message`, else raw text. */
-function detailOf(body: unknown): string | undefined {
+export function detailOf(body: unknown): string | undefined {
   if (typeof body === 'string') return body.trim() === '' ? undefined : truncate(body.trim(), 500);
   if (typeof body !== 'object' || body === null) return undefined;
   for (const property of ['detail', 'title', 'error', 'message']) {

@@ -25,7 +25,15 @@ import {
   renderOutputKey,
   runIdPattern,
 } from './keys.js';
-import { findModel, type ModelDefinition, modelRegistry, outputFormatOf, validateModelInput } from './models.js';
+import {
+  findModel,
+  imageCountOf,
+  type ModelDefinition,
+  modelRegistry,
+  outputFormatOf,
+  validateModelInput,
+} from './models.js';
+import { costOf, type Micros } from './money.js';
 import { deriveSeed, isValidSeed, MAX_SEED } from './seed.js';
 
 export const RENDER_JOB_VERSION = 1;
@@ -326,4 +334,13 @@ function rowError(problems: readonly FieldProblem[], source: BuildRenderJobArgs[
   }
   const lines = problems.map((problem) => `- ${problem.field}: ${problem.message}`).join('\n');
   return new UsageError(`${problems.length} problems:\n${lines}`, { location, problems });
+}
+
+/**
+ * What a job reserves before its prediction is created: its price × the images its input asks for. Reserve, release,
+ * cancel and parking all count with this one figure. 0 for a model the registry no longer knows.
+ */
+export function reservationOfJob(job: Pick<RenderJob, 'model' | 'input' | 'priceMicrosPerImage'>): Micros {
+  const model = findModel(job.model);
+  return model === undefined ? 0 : costOf(job.priceMicrosPerImage, imageCountOf(model, job.input));
 }

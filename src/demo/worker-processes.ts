@@ -12,10 +12,9 @@
  * stops the workers before the stack they depend on.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { constants as fsConstants } from 'node:fs';
-import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findSetpriv } from '../local/redis.js';
 
 /** `bin/depthq.js` of this checkout: workers run the same code as the process that starts them. */
 export const DEPTHQ_CLI_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/depthq.js');
@@ -86,19 +85,6 @@ function untrack(child: ChildProcess): void {
     process.off('exit', killLiveWorkersOnExit);
     exitHookInstalled = false;
   }
-}
-
-async function findSetpriv(): Promise<string | undefined> {
-  if (process.platform !== 'linux') return undefined;
-  for (const candidate of ['/usr/bin/setpriv', '/bin/setpriv']) {
-    try {
-      await access(candidate, fsConstants.X_OK);
-      return candidate;
-    } catch {
-      // Try the next place; without setpriv the exit hook and stop() still apply.
-    }
-  }
-  return undefined;
 }
 
 function isRunning(child: ChildProcess): boolean {

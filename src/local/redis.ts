@@ -385,7 +385,8 @@ async function startServerProcess(
   return { child, exited };
 }
 
-async function findSetpriv(): Promise<string | undefined> {
+/** util-linux's setpriv, whose --pdeathsig makes a child die with its parent (Linux only). */
+export async function findSetpriv(): Promise<string | undefined> {
   if (process.platform !== 'linux') return undefined;
   for (const candidate of ['/usr/bin/setpriv', '/bin/setpriv']) {
     if (await isExecutable(candidate)) return candidate;

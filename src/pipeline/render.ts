@@ -23,10 +23,10 @@ import {
 import { inputFingerprint } from '../core/fingerprint.js';
 import { imageTypeOfOutputFormat } from '../core/image-type.js';
 import { outputKeyForImage, sidecarKeyOf } from '../core/keys.js';
-import { findModel, type ModelDefinition, outputFormatOf, outputUrlsOf } from '../core/models.js';
+import { findModel, imageCountOf, type ModelDefinition, outputFormatOf, outputUrlsOf } from '../core/models.js';
 import { costOf, microsToDecimal } from '../core/money.js';
 import { redactUrl } from '../core/redact.js';
-import { parseRenderJob, type RenderJob } from '../core/render-job.js';
+import { parseRenderJob, type RenderJob, reservationOfJob } from '../core/render-job.js';
 import { ProviderHttpError, ProviderNetworkError } from '../providers/http-errors.js';
 import { type ImageModelProvider, type Prediction, terminalStatuses } from '../providers/provider.js';
 import { LockLostError, writeCheckpointFenced } from '../queue/fenced-checkpoint.js';
@@ -221,8 +221,8 @@ export function createRenderProcessor(deps: RenderPipelineDeps): RenderProcessor
     let checkpoint: Checkpoint = readCheckpoint(rawData.checkpoint);
     const attempt = job.attemptsMade + 1;
     const log = deps.logger.child({ run: payload.run, row: payload.rowId, style: payload.style, jobId, attempt });
-    const expectedImages = model.imageCountInput ? Number(payload.input[model.imageCountInput] ?? 1) : 1;
-    const reservation = costOf(payload.priceMicrosPerImage, expectedImages);
+    const expectedImages = imageCountOf(model, payload.input);
+    const reservation = reservationOfJob(payload);
 
     const save = async (next: Checkpoint): Promise<void> => {
       const data = { ...rawData, checkpoint: next };

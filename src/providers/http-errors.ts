@@ -3,6 +3,7 @@
  * parses message strings. Both are thrown by the transport only after its own retries are spent (or, for a create, at
  * once: a create is never re-sent blindly).
  */
+import { detailOf } from '../core/errors.js';
 import { redactUrl } from '../core/redact.js';
 
 /** The server answered with a non-2xx status. `body` is the parsed JSON (RFC 7807 for Replicate) or the raw text. */
@@ -16,7 +17,7 @@ export class ProviderHttpError extends Error {
     readonly body: unknown,
     readonly retryAfterHeader: string | null,
   ) {
-    super(`${method} ${redactUrl(url)} answered ${status}: ${detailOf(body)}`);
+    super(`${method} ${redactUrl(url)} answered ${status}: ${detailOf(body) ?? 'no details'}`);
   }
 }
 
@@ -32,15 +33,4 @@ export class ProviderNetworkError extends Error {
   ) {
     super(`${method} ${redactUrl(url)} got no answer (${code})`, options);
   }
-}
-
-/** The human part of an RFC 7807 body (`detail`, else `title`), or the text itself. */
-export function detailOf(body: unknown): string {
-  if (typeof body === 'string') return body.slice(0, 500);
-  if (body && typeof body === 'object') {
-    const record = body as Record<string, unknown>;
-    if (typeof record.detail === 'string') return record.detail.trim();
-    if (typeof record.title === 'string') return record.title;
-  }
-  return 'no details';
 }

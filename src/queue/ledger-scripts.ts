@@ -32,6 +32,14 @@ local function moneyState(moneyKey)
 end
 `;
 
+/** The reply of the scripts that change money: an outcome, its detail, then the run's money (KEYS[2] is the money hash). */
+const outcomeWithMoneyReply = `
+local function reply(outcome, detail)
+  local budget, reserved, spent, possiblyBilled = moneyState(KEYS[2])
+  return {outcome, detail, budget, reserved, spent, possiblyBilled}
+end
+`;
+
 const createRun: LuaScript = {
   name: 'depthqLedgerCreateRun',
   numberOfKeys: 3,
@@ -93,11 +101,7 @@ const reserve: LuaScript = {
 ]]
 local rcall = redis.call
 ${moneyStateReply}
-local function reply(outcome, detail)
-  local budget, reserved, spent, possiblyBilled = moneyState(KEYS[2])
-  return {outcome, detail, budget, reserved, spent, possiblyBilled}
-end
-
+${outcomeWithMoneyReply}
 if rcall('EXISTS', KEYS[1]) == 0 then return {'no-run'} end
 local jobId = ARGV[1]
 local amount = ARGV[2]
@@ -142,11 +146,7 @@ const settle: LuaScript = {
 ]]
 local rcall = redis.call
 ${moneyStateReply}
-local function reply(outcome, detail)
-  local budget, reserved, spent, possiblyBilled = moneyState(KEYS[2])
-  return {outcome, detail, budget, reserved, spent, possiblyBilled}
-end
-
+${outcomeWithMoneyReply}
 if rcall('EXISTS', KEYS[1]) == 0 then return {'no-run'} end
 local jobId = ARGV[1]
 
@@ -189,11 +189,7 @@ const release: LuaScript = {
 ]]
 local rcall = redis.call
 ${moneyStateReply}
-local function reply(outcome, detail)
-  local budget, reserved, spent, possiblyBilled = moneyState(KEYS[2])
-  return {outcome, detail, budget, reserved, spent, possiblyBilled}
-end
-
+${outcomeWithMoneyReply}
 if rcall('EXISTS', KEYS[1]) == 0 then return {'no-run'} end
 local held = rcall('HGET', KEYS[3], ARGV[1])
 if not held then return reply('none', '') end

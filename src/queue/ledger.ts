@@ -16,6 +16,8 @@
 import type { ChainableCommander, Redis } from 'ioredis';
 import { z } from 'zod';
 import { DepthqError, UsageError } from '../core/errors.js';
+// Defaults are stored with sorted keys, so the same defaults compare equal whatever order they were written in.
+import { canonicalJson } from '../core/fingerprint.js';
 import { type LedgerKeys, ledgerKeys, runsIndexKey } from '../core/keys.js';
 import { assertMicros, type BudgetState, formatUsd, type Micros } from '../core/money.js';
 import { type LedgerCommands, withLedgerCommands } from './ledger-scripts.js';
@@ -196,14 +198,6 @@ const REGISTER_CHUNK_ROWS = 1000;
 // ---------------------------------------------------------------------------------------------------------------------
 // Encoding
 // ---------------------------------------------------------------------------------------------------------------------
-
-/** JSON with object keys sorted, so the same defaults always compare equal whatever order they were written in. */
-function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, inner: unknown) => {
-    if (inner === null || typeof inner !== 'object' || Array.isArray(inner)) return inner;
-    return Object.fromEntries(Object.entries(inner).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  });
-}
 
 const UNLIMITED = 'unlimited';
 

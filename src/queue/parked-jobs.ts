@@ -18,9 +18,8 @@
  */
 import { ErrorCode, type Job, type Queue } from 'bullmq';
 import pLimit from 'p-limit';
-import { findModel, imageCountOf } from '../core/models.js';
-import { costOf, type Micros, remainingOf } from '../core/money.js';
-import { renderJobSchema } from '../core/render-job.js';
+import { type Micros, remainingOf } from '../core/money.js';
+import { renderJobSchema, reservationOfJob } from '../core/render-job.js';
 import type { RunLedger } from './ledger.js';
 import type { RenderJobData } from './render-queue.js';
 
@@ -33,10 +32,7 @@ const PROMOTE_CONCURRENCY = 32;
  */
 function reservationOf(data: unknown): Micros {
   const parsed = renderJobSchema.safeParse(data);
-  if (!parsed.success) return 0;
-  const model = findModel(parsed.data.model);
-  if (model === undefined) return 0;
-  return costOf(parsed.data.priceMicrosPerImage, imageCountOf(model, parsed.data.input));
+  return parsed.success ? reservationOfJob(parsed.data) : 0;
 }
 
 /** The job is no longer delayed (a worker already took it) or no longer exists (removed): nothing to wake. */

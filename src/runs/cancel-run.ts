@@ -17,9 +17,8 @@
 import type { Job, Queue } from 'bullmq';
 import pLimit from 'p-limit';
 import { coerceError } from '../core/errors.js';
-import { findModel, imageCountOf } from '../core/models.js';
-import { costOf } from '../core/money.js';
-import { parseRenderJob, type RenderJob } from '../core/render-job.js';
+import { findModel } from '../core/models.js';
+import { parseRenderJob, type RenderJob, reservationOfJob } from '../core/render-job.js';
 import { type Checkpoint, readCheckpoint } from '../pipeline/checkpoint.js';
 import type { ImageModelProvider, Prediction } from '../providers/provider.js';
 import type { ResultRow, ResultStatus, RunLedger } from '../queue/ledger.js';
@@ -80,9 +79,7 @@ function payloadOf(job: Job<RenderJobData>): RenderJob | undefined {
 }
 
 function reservationOf(payload: RenderJob | undefined): number {
-  if (payload === undefined) return 0;
-  const model = findModel(payload.model);
-  return model === undefined ? 0 : costOf(payload.priceMicrosPerImage, imageCountOf(model, payload.input));
+  return payload === undefined ? 0 : reservationOfJob(payload);
 }
 
 export async function cancelRun(

@@ -227,7 +227,17 @@ export async function killAllWorkers(): Promise<void> {
 }
 
 /** Registers the hooks that leave no worker child behind a test or the file, whatever the tests did. */
-export function useWorkerProcesses(): void {
-  afterEach(killAllWorkers);
+/**
+ * Kills every worker child after each test and after the file. Returns `deferCleanup`: what a test registers there
+ * (a simulator, a proxy, a run) is closed after that test's workers are dead — nothing may talk to a server while it
+ * closes — in reverse order of registration.
+ */
+export function useWorkerProcesses(): { readonly deferCleanup: (cleanup: () => Promise<void>) => void } {
+  const cleanups: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    await killAllWorkers();
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
   afterAll(killAllWorkers);
+  return { deferCleanup: (cleanup) => void cleanups.push(cleanup) };
 }

@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Job } from 'bullmq';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sidecarKeyOf } from '../../src/core/keys.js';
 import { fluxDepthPro } from '../../src/core/models.js';
 import { type RenderJob, renderJobIdOf } from '../../src/core/render-job.js';
@@ -24,7 +24,6 @@ import { type DelayRule, type LatencyProxy, startLatencyProxy } from '../helpers
 import { prepareRenderRun, type RenderRunFixture, waitForCounters, workerEnvironment } from '../helpers/render-run.js';
 import { useLocalStack } from '../helpers/stack.js';
 import {
-  killAllWorkers,
   startWorker,
   useWorkerProcesses,
   type WorkerProcess,
@@ -34,14 +33,7 @@ import {
 
 // The simulator of each test is its own (see `setUpScene`); the stack's would only share its stats between tests.
 const stack = useLocalStack({ simulator: false });
-useWorkerProcesses();
-
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  // Workers first: nothing may talk to a simulator or proxy while it closes.
-  await killAllWorkers();
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const { deferCleanup } = useWorkerProcesses();
 
 /** One render job, a simulator and an S3 latency proxy of its own, and the environment of a worker child for them. */
 interface Scene {
@@ -70,11 +62,11 @@ async function setUpScene(options: SceneOptions = {}): Promise<Scene> {
     outputMaxSide: 256,
     ...options.simulator,
   });
-  cleanups.push(() => simulator.close());
+  deferCleanup(() => simulator.close());
   const s3Proxy = await startLatencyProxy({ target: s3.endpoint });
-  cleanups.push(() => s3Proxy.close());
+  deferCleanup(() => s3Proxy.close());
   const fixture = await prepareRenderRun(stack(), { images: 1, styles: ['day'] });
-  cleanups.push(() => fixture.close());
+  deferCleanup(() => fixture.close());
   const job = fixture.jobs[0];
   if (job === undefined) throw new Error('the run has no job');
   if (options.s3Delay) s3Proxy.setDelay(options.s3Delay(job));

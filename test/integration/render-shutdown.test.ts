@@ -3,7 +3,7 @@
  * SIGTERM while 20 jobs are in flight, and start-up against a Redis or a Replicate API that is not there.
  */
 import { createServer } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { fluxDepthPro } from '../../src/core/models.js';
 import { renderJobIdOf } from '../../src/core/render-job.js';
 import { LOCAL_SIMULATOR_TOKEN, type LocalSimulatorOptions } from '../../src/local/stack.js';
@@ -12,7 +12,6 @@ import { type RunningSimulator, startSimulator } from '../../src/sim/index.js';
 import { prepareRenderRun, type RenderRunFixture, waitForCounters, workerEnvironment } from '../helpers/render-run.js';
 import { useLocalStack } from '../helpers/stack.js';
 import {
-  killAllWorkers,
   spawnWorker,
   startWorker,
   useWorkerProcesses,
@@ -21,17 +20,11 @@ import {
 } from '../helpers/worker-process.js';
 
 const stack = useLocalStack({ simulator: false });
-useWorkerProcesses();
-
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  await killAllWorkers();
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const { deferCleanup } = useWorkerProcesses();
 
 async function startOwnSimulator(options: LocalSimulatorOptions): Promise<RunningSimulator> {
   const simulator = await startSimulator({ apiToken: LOCAL_SIMULATOR_TOKEN, outputMaxSide: 256, ...options });
-  cleanups.push(() => simulator.close());
+  deferCleanup(() => simulator.close());
   return simulator;
 }
 
@@ -57,7 +50,7 @@ describe('depthq worker, SIGTERM with jobs in flight', () => {
       requestsPerMinute: 100_000,
     });
     const fixture: RenderRunFixture = await prepareRenderRun(stack(), { images: 10, styles: ['day', 'night'] });
-    cleanups.push(() => fixture.close());
+    deferCleanup(() => fixture.close());
     expect(fixture.jobs).toHaveLength(JOBS);
     const env = workerEnvironment(stack(), fixture.prefix, {
       REPLICATE_BASE_URL: simulator.baseUrl,
