@@ -18,9 +18,9 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'csv-parse';
 import { z } from 'zod';
 import { ingestManifest } from '../src/ingest/ingest-manifest.js';
+import { RunLedger } from '../src/ledger/run-ledger.js';
 import { startLocalStack } from '../src/local/stack.js';
 import { closeConnection, connectProducer, createProducerConnection } from '../src/queue/connections.js';
-import { RunLedger } from '../src/queue/ledger.js';
 
 const scriptPath = fileURLToPath(import.meta.url);
 const BUCKET = 'bench-bucket';

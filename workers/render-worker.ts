@@ -11,12 +11,12 @@ import type { Redis } from 'ioredis';
 import { type Config, requireReplicateToken } from '../src/config/index.js';
 import { ConfigError, coerceError } from '../src/core/errors.js';
 import { defaultModelId } from '../src/core/models.js';
+import { RunLedger } from '../src/ledger/run-ledger.js';
 import { createLogger, type Logger } from '../src/logging/logger.js';
 import type { RenderOutcome } from '../src/pipeline/render.js';
 import { createRenderProcessor } from '../src/pipeline/render.js';
 import { ReplicateProvider } from '../src/providers/replicate.js';
 import { closeConnection, createWorkerConnection } from '../src/queue/connections.js';
-import { RunLedger } from '../src/queue/ledger.js';
 import {
   createRenderQueue,
   defaultRenderQueueSettings,

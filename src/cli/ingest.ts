@@ -15,8 +15,8 @@ import {
 } from '../ingest/ingest-manifest.js';
 import { DEFAULT_MAX_ROWS, type IngestRequest, ingestSettingsOf } from '../ingest/ingest-settings.js';
 import { DEFAULT_PREFLIGHT_CONCURRENCY } from '../ingest/preflight.js';
+import { RunLedger } from '../ledger/run-ledger.js';
 import { closeConnection, openProducerConnection } from '../queue/connections.js';
-import { RunLedger } from '../queue/ledger.js';
 import { defaultRenderQueueSettings } from '../queue/render-queue.js';
 import { s3ClientForConfig } from '../storage/s3-client.js';
 import { dollarsFlag, wholeNumberFlag } from './flags.js';

@@ -9,7 +9,7 @@ import { canonicalJson } from '../core/fingerprint.js';
 import type { ManifestLayout, ManifestProblem } from '../core/manifest.js';
 import type { Micros } from '../core/money.js';
 import { parseRenderJob, type RenderJob } from '../core/render-job.js';
-import type { RunLedger } from '../queue/ledger.js';
+import type { RunLedger } from '../ledger/run-ledger.js';
 import { queueKeyPrefixOf } from '../queue/render-queue.js';
 import { differingParts, type IngestRecord, type JobSource, type RunSources } from './job-sources.js';
 

@@ -35,7 +35,7 @@ import {
 import { imageCountOf, type ModelDefinition } from '../core/models.js';
 import { costOf, formatUsd, type Micros } from '../core/money.js';
 import { renderJobIdOf } from '../core/render-job.js';
-import { type RunLedger, type RunMeta, RunMetaConflictError } from '../queue/ledger.js';
+import { type RunLedger, type RunMeta, RunMetaConflictError } from '../ledger/run-ledger.js';
 import {
   createRenderQueue,
   defaultRenderQueueSettings,

@@ -9,7 +9,7 @@ import { defaultOutputKeyTemplate, joinOutputPrefix, parseRunId, validateOutputK
 import { type InputValue, parseInputDefaults } from '../core/manifest.js';
 import { defaultModelId, findModel, type ModelDefinition, modelRegistry } from '../core/models.js';
 import type { Micros } from '../core/money.js';
-import type { NewRun, RunMeta, RunMetaDifference } from '../queue/ledger.js';
+import type { NewRun, RunMeta, RunMetaDifference } from '../ledger/run-ledger.js';
 import { DEFAULT_MAX_CONTROL_IMAGE_BYTES, DEFAULT_PREFLIGHT_CONCURRENCY } from './preflight.js';
 
 /** Rows a manifest may have unless `maxRows` says otherwise: beyond it, split the manifest into several ingests. */

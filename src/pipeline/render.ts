@@ -12,6 +12,13 @@ import { DelayedError, RateLimitError, UnrecoverableError, WaitingError } from '
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import {
+  type Checkpoint,
+  type ControlImageFacts,
+  type FinishedPrediction,
+  readCheckpoint,
+  type StoredOutput,
+} from '../core/checkpoint.js';
+import {
   classifyFailure,
   coerceError,
   type FailureClass,
@@ -27,10 +34,10 @@ import { findModel, imageCountOf, type ModelDefinition, outputFormatOf, outputUr
 import { costOf, microsToDecimal } from '../core/money.js';
 import { redactUrl } from '../core/redact.js';
 import { parseRenderJob, type RenderJob, reservationOfJob } from '../core/render-job.js';
+import { type ResultRow, type ResultStatus, type RunLedger, RunNotFoundError } from '../ledger/run-ledger.js';
 import { ProviderHttpError, ProviderNetworkError } from '../providers/http-errors.js';
 import { type ImageModelProvider, type Prediction, terminalStatuses } from '../providers/provider.js';
 import { LockLostError, writeCheckpointFenced } from '../queue/fenced-checkpoint.js';
-import { type ResultRow, type ResultStatus, type RunLedger, RunNotFoundError } from '../queue/ledger.js';
 import type { RenderQueueJob } from '../queue/render-queue.js';
 import {
   copyUrlToObject,
@@ -41,13 +48,6 @@ import {
   putJsonObject,
   sha256OfObject,
 } from '../storage/s3.js';
-import {
-  type Checkpoint,
-  type ControlImageFacts,
-  type FinishedPrediction,
-  readCheckpoint,
-  type StoredOutput,
-} from './checkpoint.js';
 
 export interface PipelineSettings {
   /** Seconds the create call holds for the prediction to finish (`Prefer: wait`); most need no poll at all. */

@@ -20,7 +20,7 @@ import { ErrorCode, type Job, type Queue } from 'bullmq';
 import pLimit from 'p-limit';
 import { type Micros, remainingOf } from '../core/money.js';
 import { renderJobSchema, reservationOfJob } from '../core/render-job.js';
-import type { RunLedger } from './ledger.js';
+import type { RunLedger } from '../ledger/run-ledger.js';
 import type { RenderJobData } from './render-queue.js';
 
 /** Job reads and promotes in flight at once: enough to hide Redis round trips, few enough not to crowd out workers. */

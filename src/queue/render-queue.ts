@@ -6,11 +6,11 @@ import { type Job, Queue, type WorkerOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { backoffDelayMs } from '../core/errors.js';
 import { type RenderJob, renderJobIdOf } from '../core/render-job.js';
-import type { RunLedger } from './ledger.js';
+import type { RunLedger } from '../ledger/run-ledger.js';
 
 export const RENDER_QUEUE_NAME = 'render';
 
-/** What BullMQ keeps in `job.data`: the payload plus the pipeline's checkpoint (see pipeline/checkpoint.ts). */
+/** What BullMQ keeps in `job.data`: the payload plus the pipeline's checkpoint (see core/checkpoint.ts). */
 export type RenderJobData = RenderJob & { readonly checkpoint?: unknown };
 
 export interface RenderQueueSettings {

@@ -16,12 +16,12 @@
  */
 import type { Job, Queue } from 'bullmq';
 import pLimit from 'p-limit';
+import { type Checkpoint, readCheckpoint } from '../core/checkpoint.js';
 import { coerceError } from '../core/errors.js';
 import { findModel } from '../core/models.js';
 import { parseRenderJob, type RenderJob, reservationOfJob } from '../core/render-job.js';
-import { type Checkpoint, readCheckpoint } from '../pipeline/checkpoint.js';
+import type { ResultRow, ResultStatus, RunLedger } from '../ledger/run-ledger.js';
 import type { ImageModelProvider, Prediction } from '../providers/provider.js';
-import type { ResultRow, ResultStatus, RunLedger } from '../queue/ledger.js';
 import type { RenderJobData } from '../queue/render-queue.js';
 
 export interface CancelOutcome {

@@ -20,13 +20,13 @@
  */
 import type { Job, Queue } from 'bullmq';
 import pLimit from 'p-limit';
+import { type Checkpoint, emptyCheckpoint, readCheckpoint } from '../core/checkpoint.js';
 import { coerceError, UsageError } from '../core/errors.js';
 import { extensionOfOutputFormat } from '../core/image-type.js';
 import { joinOutputPrefix, renderOutputKey } from '../core/keys.js';
 import { findModel, outputFormatOf } from '../core/models.js';
 import { parseRenderJob, type RenderJob } from '../core/render-job.js';
-import { type Checkpoint, emptyCheckpoint, readCheckpoint } from '../pipeline/checkpoint.js';
-import type { ResultRow, RunLedger, RunMeta } from '../queue/ledger.js';
+import type { ResultRow, RunLedger, RunMeta } from '../ledger/run-ledger.js';
 import type { RenderJobData } from '../queue/render-queue.js';
 import { nextSeedAfter } from './reseed.js';
 

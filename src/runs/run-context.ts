@@ -8,8 +8,8 @@ import type { Config } from '../config/index.js';
 import { UsageError } from '../core/errors.js';
 import { parseRunId } from '../core/keys.js';
 import { redactUrl } from '../core/redact.js';
+import { RunLedger, type RunMeta } from '../ledger/run-ledger.js';
 import { closeConnection, openProducerConnection } from '../queue/connections.js';
-import { RunLedger, type RunMeta } from '../queue/ledger.js';
 import { createRenderQueue, defaultRenderQueueSettings, type RenderJobData } from '../queue/render-queue.js';
 
 /** The run id names no run in the ledger under this prefix. */

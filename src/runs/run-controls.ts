@@ -12,7 +12,7 @@
 import type { Queue } from 'bullmq';
 import { UsageError } from '../core/errors.js';
 import { type BudgetState, formatUsd, type Micros } from '../core/money.js';
-import type { RunLedger, RunState } from '../queue/ledger.js';
+import type { RunLedger, RunState } from '../ledger/run-ledger.js';
 import { releaseParkedJobs } from '../queue/parked-jobs.js';
 import type { RenderJobData } from '../queue/render-queue.js';
 

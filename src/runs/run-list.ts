@@ -3,7 +3,7 @@
  * done, failed, spent and budget — newest first.
  */
 import { type BudgetState, formatUsd, microsToDecimal } from '../core/money.js';
-import type { RunLedger, RunState } from '../queue/ledger.js';
+import type { RunLedger, RunState } from '../ledger/run-ledger.js';
 
 export interface RunSummary {
   readonly run: string;

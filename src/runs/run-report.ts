@@ -18,7 +18,7 @@ import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { stringify } from 'csv-stringify';
 import { microsToDecimal } from '../core/money.js';
-import type { ResultRow, RunLedger } from '../queue/ledger.js';
+import type { ResultRow, RunLedger } from '../ledger/run-ledger.js';
 
 export const REPORT_FORMATS = ['csv', 'jsonl'] as const;
 export type ReportFormat = (typeof REPORT_FORMATS)[number];

@@ -8,7 +8,7 @@
  * throughput comes from the change of the `succeeded` counter between samples (`ThroughputTracker`).
  */
 import { type BudgetState, formatUsd, type Micros, microsToDecimal, remainingOf } from '../core/money.js';
-import type { RunCounters, RunLedger, RunMeta, RunState } from '../queue/ledger.js';
+import type { RunCounters, RunLedger, RunMeta, RunState } from '../ledger/run-ledger.js';
 
 /** The states a person asks about; `waiting` is the ledger's `queued`. */
 export const STATUS_STATES = ['waiting', 'running', 'succeeded', 'failed', 'flagged', 'parked', 'canceled'] as const;

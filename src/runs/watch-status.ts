@@ -12,7 +12,7 @@
  */
 import { formatUsd } from '../core/money.js';
 import { type ProgressSnapshot, type ProgressStream, progressBar } from '../demo/progress.js';
-import type { RunLedger, RunMeta } from '../queue/ledger.js';
+import type { RunLedger, RunMeta } from '../ledger/run-ledger.js';
 import {
   endedOf,
   etaOf,

@@ -10,8 +10,8 @@ import path from 'node:path';
 import type { Redis } from 'ioredis';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RunLedger } from '../../src/ledger/run-ledger.js';
 import { closeConnection, connectProducer, createProducerConnection } from '../../src/queue/connections.js';
-import { RunLedger } from '../../src/queue/ledger.js';
 import { putBytesObject } from '../../src/storage/s3.js';
 import { uniqueName, useLocalStack } from '../helpers/stack.js';
 

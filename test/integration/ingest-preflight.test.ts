@@ -13,8 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatManifestProblem } from '../../src/core/manifest.js';
 import { ingestManifest, ManifestInvalidError } from '../../src/ingest/ingest-manifest.js';
 import type { IngestRequest } from '../../src/ingest/ingest-settings.js';
+import { RunLedger } from '../../src/ledger/run-ledger.js';
 import { closeConnection, connectProducer, createProducerConnection } from '../../src/queue/connections.js';
-import { RunLedger } from '../../src/queue/ledger.js';
 import { putBytesObject } from '../../src/storage/s3.js';
 import { uniqueName, useLocalStack } from '../helpers/stack.js';
 

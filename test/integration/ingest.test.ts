@@ -22,8 +22,8 @@ import {
 } from '../../src/ingest/ingest-manifest.js';
 import type { IngestRequest } from '../../src/ingest/ingest-settings.js';
 import { RunSources } from '../../src/ingest/job-sources.js';
+import { RunLedger, RunMetaConflictError } from '../../src/ledger/run-ledger.js';
 import { closeConnection, connectProducer, createProducerConnection } from '../../src/queue/connections.js';
-import { RunLedger, RunMetaConflictError } from '../../src/queue/ledger.js';
 import { RENDER_QUEUE_NAME, type RenderJobData } from '../../src/queue/render-queue.js';
 import { uniqueName, useLocalStack } from '../helpers/stack.js';
 

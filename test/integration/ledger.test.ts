@@ -12,7 +12,7 @@ import {
   RunLedger,
   RunMetaConflictError,
   RunNotFoundError,
-} from '../../src/queue/ledger.js';
+} from '../../src/ledger/run-ledger.js';
 import { uniqueName, useLocalStack } from '../helpers/stack.js';
 
 const stack = useLocalStack({ s3: false, simulator: false });

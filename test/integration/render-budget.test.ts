@@ -3,11 +3,11 @@
  * raising the budget plus `releaseParkedJobs` completes them without waiting out their park delay.
  */
 import { describe, expect, it } from 'vitest';
+import { readCheckpoint } from '../../src/core/checkpoint.js';
 import { fluxDepthPro } from '../../src/core/models.js';
 import { costOf } from '../../src/core/money.js';
 import { renderJobIdOf } from '../../src/core/render-job.js';
-import { readCheckpoint } from '../../src/pipeline/checkpoint.js';
-import type { RunCounters } from '../../src/queue/ledger.js';
+import type { RunCounters } from '../../src/ledger/run-ledger.js';
 import { releaseParkedJobs } from '../../src/queue/parked-jobs.js';
 import { startRenderWorker } from '../../workers/render-worker.js';
 import {

@@ -12,12 +12,12 @@
 import { createHash } from 'node:crypto';
 import { Job } from 'bullmq';
 import { describe, expect, it } from 'vitest';
+import { type Checkpoint, readCheckpoint } from '../../src/core/checkpoint.js';
 import { sidecarKeyOf } from '../../src/core/keys.js';
 import { fluxDepthPro } from '../../src/core/models.js';
 import { type RenderJob, renderJobIdOf } from '../../src/core/render-job.js';
 import type { LocalSimulatorOptions } from '../../src/local/stack.js';
 import { LOCAL_SIMULATOR_TOKEN } from '../../src/local/stack.js';
-import { type Checkpoint, readCheckpoint } from '../../src/pipeline/checkpoint.js';
 import { type RunningSimulator, startSimulator } from '../../src/sim/index.js';
 import { getObjectBytes } from '../../src/storage/s3.js';
 import { type DelayRule, type LatencyProxy, startLatencyProxy } from '../helpers/latency-proxy.js';

@@ -14,11 +14,11 @@ import { fluxDepthDev, fluxDepthPro } from '../../src/core/models.js';
 import { costOf } from '../../src/core/money.js';
 import { buildRenderJob, type RenderJob, renderJobIdOf } from '../../src/core/render-job.js';
 import { deriveSeed } from '../../src/core/seed.js';
+import { RunLedger } from '../../src/ledger/run-ledger.js';
 import { createLogger } from '../../src/logging/logger.js';
 import { createRenderProcessor } from '../../src/pipeline/render.js';
 import { ReplicateProvider } from '../../src/providers/replicate.js';
 import { closeConnection, createWorkerConnection } from '../../src/queue/connections.js';
-import { RunLedger } from '../../src/queue/ledger.js';
 import {
   defaultRenderQueueSettings,
   enqueueRenderJobs,

@@ -4,9 +4,9 @@
  * is created or billed afterwards. The ledger's money matches what the provider billed.
  */
 import { describe, expect, it } from 'vitest';
+import { readCheckpoint } from '../../src/core/checkpoint.js';
 import { fluxDepthPro } from '../../src/core/models.js';
 import { costOf } from '../../src/core/money.js';
-import { readCheckpoint } from '../../src/pipeline/checkpoint.js';
 import { ReplicateProvider } from '../../src/providers/replicate.js';
 import { cancelRun } from '../../src/runs/cancel-run.js';
 import { pauseRun, RunCanceledError } from '../../src/runs/run-controls.js';

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { fluxDepthPro } from '../../src/core/models.js';
 import { costOf } from '../../src/core/money.js';
 import { buildRenderJob, type RenderJob, renderJobIdOf } from '../../src/core/render-job.js';
-import type { RunCounters } from '../../src/queue/ledger.js';
+import type { RunCounters } from '../../src/ledger/run-ledger.js';
 import { enqueueRenderJobs } from '../../src/queue/render-queue.js';
 import { changeBudget, pauseRun, resumeRun } from '../../src/runs/run-controls.js';
 import { readRunStatus } from '../../src/runs/run-status.js';

@@ -4,13 +4,13 @@
  */
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { readCheckpoint } from '../../src/core/checkpoint.js';
 import { sidecarKeyOf } from '../../src/core/keys.js';
 import { fluxDepthPro } from '../../src/core/models.js';
 import { costOf } from '../../src/core/money.js';
 import { renderJobIdOf } from '../../src/core/render-job.js';
 import { deriveSeed } from '../../src/core/seed.js';
-import { readCheckpoint } from '../../src/pipeline/checkpoint.js';
-import type { RunCounters } from '../../src/queue/ledger.js';
+import type { RunCounters } from '../../src/ledger/run-ledger.js';
 import { releaseParkedJobs } from '../../src/queue/parked-jobs.js';
 import { createRenderQueue, defaultRenderQueueSettings, enqueueRenderJobs } from '../../src/queue/render-queue.js';
 import { nextSeedAfter, reseedIndexOf } from '../../src/runs/reseed.js';
