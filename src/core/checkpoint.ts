@@ -46,6 +46,11 @@ export const checkpointSchema = z.object({
   creating: z.object({ fingerprint: z.string().regex(/^[0-9a-f]{64}$/), sentAt: z.iso.datetime() }).optional(),
   /** The prediction this attempt is waiting for. Cleared when a failure calls for a new prediction. */
   predictionId: z.string().min(1).optional(),
+  /**
+   * When the provider created `predictionId` (its `created_at`): the provider deletes the output a fixed time after it,
+   * so this is the clock that bounds how long post-create work may be retried inside the job.
+   */
+  predictionCreatedAt: z.string().min(1).optional(),
   /** Every prediction this job created or adopted, for reconciling against the invoice. */
   predictionIds: z.array(z.string().min(1)).default([]),
   control: controlImageFactsSchema.optional(),
@@ -74,4 +79,24 @@ export function readCheckpoint(value: unknown): Checkpoint {
     });
   }
   return parsed.data;
+}
+
+/**
+ * The checkpoint with `id` as its current prediction. `predictionIds` is a set: adopting a prediction this job already
+ * knows (a lost create found again, a retry resuming it) never lists it twice.
+ */
+export function withCurrentPrediction(checkpoint: Checkpoint, id: string, createdAt: string | undefined): Checkpoint {
+  const { predictionCreatedAt: _previous, ...rest } = checkpoint;
+  return {
+    ...rest,
+    predictionId: id,
+    ...(createdAt === undefined ? {} : { predictionCreatedAt: createdAt }),
+    predictionIds: checkpoint.predictionIds.includes(id) ? checkpoint.predictionIds : [...checkpoint.predictionIds, id],
+  };
+}
+
+/** The checkpoint with no current prediction and no create in flight: the next step creates a new one. */
+export function withoutCurrentPrediction(checkpoint: Checkpoint): Checkpoint {
+  const { predictionId: _id, predictionCreatedAt: _at, creating: _sent, ...rest } = checkpoint;
+  return rest;
 }

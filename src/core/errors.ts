@@ -4,7 +4,7 @@
  * Every failure ends in exactly one of four outcomes, decided by `classifyFailure` from plain data (HTTP status, body,
  * headers, network error code, prediction end state) so the decision is unit-tested without a server:
  * - fatal: retrying cannot help (bad token, invalid input) → BullMQ `UnrecoverableError`, no attempt wasted;
- * - transient: a later attempt may succeed → throw, BullMQ backs off;
+ * - transient: a later attempt may succeed → retried (inside the job once a prediction exists, else by BullMQ);
  * - throttled: the *account* is over its rate limit → the whole queue waits `retryAfterMs`, no attempt spent;
  * - flagged: the content filter refused this input and seed → retrying the same request is pointless.
  *
@@ -118,28 +118,9 @@ export class TransientJobError extends DepthqError {
   override readonly name: string = 'TransientJobError';
 }
 
-/** The account is rate-limited: the whole queue waits `retryAfterMs`, and the job keeps its attempt. */
-export class ThrottledError extends DepthqError {
-  override readonly name: string = 'ThrottledError';
-  readonly retryAfterMs: number;
-
-  constructor(message: string, retryAfterMs: number, options?: ErrorOptions) {
-    super(message, options);
-    this.retryAfterMs = retryAfterMs;
-  }
-}
-
 /** The content filter refused the input or output (Replicate E005). Same input and seed would be refused again. */
 export class FlaggedError extends DepthqError {
   override readonly name: string = 'FlaggedError';
-}
-
-/**
- * Reserving this image's price would take the run over its budget. Not a failure: the job parks until the budget is
- * raised, and must not spend one of its attempts.
- */
-export class BudgetExceededError extends DepthqError {
-  override readonly name: string = 'BudgetExceededError';
 }
 
 /**
@@ -391,20 +372,6 @@ function formatSeconds(ms: number): string {
   return `${Number.isInteger(seconds) ? seconds : seconds.toFixed(1)} s`;
 }
 
-/** The error a processor throws for a classified failure, so the BullMQ adapter matches on classes, not strings. */
-export function errorOfFailure(failure: FailureClass, options?: ErrorOptions): DepthqError {
-  switch (failure.kind) {
-    case 'fatal':
-      return new FatalJobError(failure.reason, options);
-    case 'transient':
-      return new TransientJobError(failure.reason, options);
-    case 'throttled':
-      return new ThrottledError(failure.reason, failure.retryAfterMs, options);
-    case 'flagged':
-      return new FlaggedError(failure.reason, options);
-  }
-}
-
 // ---------------------------------------------------------------------------------------------------------------------
 // Backoff
 // ---------------------------------------------------------------------------------------------------------------------
@@ -444,13 +411,4 @@ export function backoffDelayMs(options: BackoffOptions): number {
   if (!(fraction >= 0 && fraction < 1))
     throw new RangeError(`random() must return a number in [0, 1), got ${fraction}`);
   return Math.ceil(minimumMs) + Math.floor(fraction * ceiling);
-}
-
-/** Full-jitter backoff for BullMQ's `backoffStrategy(attemptsMade)`: the same as `backoffDelayMs` without a minimum. */
-export function retryDelayMs(
-  attemptsMade: number,
-  limits: { readonly baseMs: number; readonly capMs: number },
-  random: () => number,
-): number {
-  return backoffDelayMs({ attempt: attemptsMade, baseMs: limits.baseMs, capMs: limits.capMs, random });
 }

@@ -169,6 +169,54 @@ return reply('settled', settlement)
 `,
 };
 
+const reopenSettlement: LuaScript = {
+  name: 'depthqLedgerReopenSettlement',
+  numberOfKeys: 4,
+  lua: `--[[
+  Reopens a job's settlement for a retry that resumes the same prediction: what the settlement counted (spent and
+  possibly billed) becomes the job's reservation again. The money stays committed against the budget, and the retried
+  job settles it once more by what its prediction turns out to be, so it is never counted twice nor handed back.
+
+  Input:
+    KEYS[1] meta hash
+    KEYS[2] money hash
+    KEYS[3] reservations hash
+    KEYS[4] settlements hash
+
+    ARGV[1] job id
+
+  Output: {outcome, detail, budget|nil, reserved, spent, possiblyBilled}
+    outcome 'no-run'    the run does not exist (nothing else in the reply)
+            'none'      the job has no settlement; nothing changed
+            'reopened'  detail = the settlement that was reopened (JSON)
+]]
+local rcall = redis.call
+${moneyStateReply}
+${outcomeWithMoneyReply}
+if rcall('EXISTS', KEYS[1]) == 0 then return {'no-run'} end
+local jobId = ARGV[1]
+
+local settlement = rcall('HGET', KEYS[4], jobId)
+if not settlement then return reply('none', '') end
+-- Matched as decimal strings (see the conventions above): the settlement JSON is written by depthqLedgerSettle.
+local spent = string.match(settlement, '"spent":(%d+)') or '0'
+local possiblyBilled = string.match(settlement, '"possiblyBilled":(%d+)') or '0'
+rcall('HDEL', KEYS[4], jobId)
+if not rcall('HGET', KEYS[3], jobId) then rcall('HSET', KEYS[3], jobId, '0') end
+if spent ~= '0' then
+  rcall('HINCRBY', KEYS[2], 'spent', '-' .. spent)
+  rcall('HINCRBY', KEYS[2], 'reserved', spent)
+  rcall('HINCRBY', KEYS[3], jobId, spent)
+end
+if possiblyBilled ~= '0' then
+  rcall('HINCRBY', KEYS[2], 'possiblyBilled', '-' .. possiblyBilled)
+  rcall('HINCRBY', KEYS[2], 'reserved', possiblyBilled)
+  rcall('HINCRBY', KEYS[3], jobId, possiblyBilled)
+end
+return reply('reopened', settlement)
+`,
+};
+
 const release: LuaScript = {
   name: 'depthqLedgerRelease',
   numberOfKeys: 3,
@@ -308,6 +356,7 @@ export const ledgerScripts = {
   createRun,
   reserve,
   settle,
+  reopenSettlement,
   release,
   setBudget,
   recordResult,
@@ -343,6 +392,13 @@ export interface LedgerCommands {
     spent: string,
     possiblyBilled: string,
     settledAt: string,
+  ): ScriptReply;
+  depthqLedgerReopenSettlement(
+    meta: string,
+    money: string,
+    reservations: string,
+    settlements: string,
+    jobId: string,
   ): ScriptReply;
   depthqLedgerRelease(meta: string, money: string, reservations: string, jobId: string): ScriptReply;
   depthqLedgerSetBudget(meta: string, money: string, budget: string): ScriptReply;

@@ -507,6 +507,29 @@ export class RunLedger {
     return (await this.#redis.hdel(this.#keys(run).settlements, checkJobId(jobId))) === 1;
   }
 
+  /**
+   * Turns the job's settlement back into its reservation (spent and possibly billed alike), for `depthq retry` of a job
+   * that resumes the prediction it already has: the retried job settles again by what that prediction turns out to be,
+   * and the money is neither counted twice nor handed back in between. Returns the settlement reopened, if there was one.
+   */
+  async reopenSettlement(run: string, jobId: string): Promise<Settlement | undefined> {
+    const keys = this.#keys(run);
+    const reply = await this.#redis.depthqLedgerReopenSettlement(
+      keys.meta,
+      keys.money,
+      keys.reservations,
+      keys.settlements,
+      checkJobId(jobId),
+    );
+    const [outcome, detail] = replyParts(reply, 'reopenSettlement');
+    if (outcome === 'no-run') throw new RunNotFoundError(run);
+    if (outcome === 'none') return undefined;
+    if (outcome !== 'reopened') {
+      throw new LedgerDataError(`reopenSettlement replied with an unknown outcome ${JSON.stringify(outcome)}`);
+    }
+    return parseSettlement(detail, jobId);
+  }
+
   /** Drops the job's reservation without spending anything (failed before create, canceled before start). */
   async release(run: string, jobId: string): Promise<ReleaseOutcome> {
     const keys = this.#keys(run);

@@ -3,7 +3,19 @@
  * replay of recorded predictions) can stand in. Replicate is the one implementation (`replicate.ts`).
  */
 import { z } from 'zod';
+import type { FailureFacts } from '../core/errors.js';
 import type { ModelId, ModelInput } from '../core/models.js';
+
+/**
+ * A call to the model API that failed once the provider's own retries were spent, as data the pipeline classifies with
+ * core's `classifyFailure`. Every provider throws its failures as subclasses of this, so the pipeline knows no HTTP.
+ */
+export abstract class ProviderCallError extends Error {
+  /** Status, body, headers or network error code: what `classifyFailure` decides from. */
+  abstract get facts(): FailureFacts;
+  /** The provider answered, and its answer says nothing was created (a 4xx to a create): nothing can have been billed. */
+  abstract get nothingCreated(): boolean;
+}
 
 export const predictionStatusSchema = z.enum(['starting', 'processing', 'succeeded', 'failed', 'canceled', 'aborted']);
 export type PredictionStatus = z.infer<typeof predictionStatusSchema>;

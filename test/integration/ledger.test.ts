@@ -276,6 +276,34 @@ describe('settle and release', () => {
     expect(await ledger.money(run)).toMatchObject({ reserved: PRICE, possiblyBilled: PRICE });
   });
 
+  it('reopens a settlement into the reservation for a retry that resumes the same prediction, once', async () => {
+    const { ledger, run } = await ledgerWithRun();
+    await ledger.reserve(run, 'job-1', PRICE);
+    await ledger.settle(run, 'job-1', { spent: PRICE, possiblyBilled: 0 });
+    await ledger.reserve(run, 'job-2', PRICE);
+    await ledger.settle(run, 'job-2', { spent: 0, possiblyBilled: PRICE });
+    const committed = await ledger.money(run);
+
+    expect(await ledger.reopenSettlement(run, 'job-1')).toMatchObject({ spent: PRICE, possiblyBilled: 0 });
+    expect(await ledger.reopenSettlement(run, 'job-2')).toMatchObject({ spent: 0, possiblyBilled: PRICE });
+    expect(await ledger.reopenSettlement(run, 'job-2')).toBeUndefined();
+    expect(await ledger.settlement(run, 'job-1')).toBeUndefined();
+    // Nothing handed back in between: what was spent or possibly billed is reserved again, in the same total.
+    const reopened = await ledger.money(run);
+    expect(reopened).toEqual({ budget: committed.budget, reserved: 2 * PRICE, spent: 0, possiblyBilled: 0 });
+    expect(await ledger.reserve(run, 'job-1', PRICE)).toMatchObject({ ok: true, alreadyHeld: true });
+
+    await ledger.settle(run, 'job-1', { spent: PRICE, possiblyBilled: 0 });
+    await ledger.settle(run, 'job-2', { spent: PRICE, possiblyBilled: 0 });
+    expect(await ledger.money(run)).toEqual({
+      budget: committed.budget,
+      reserved: 0,
+      spent: 2 * PRICE,
+      possiblyBilled: 0,
+    });
+    await expect(ledger.reopenSettlement('no-such-run', 'job-1')).rejects.toThrow(/no-such-run/);
+  });
+
   it('releases a reservation without spending, and releasing nothing changes nothing', async () => {
     const { ledger, run } = await ledgerWithRun();
     await ledger.reserve(run, 'job-1', PRICE);

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import {
-  BudgetExceededError,
   backoffDelayMs,
   ConfigError,
   classifyFailure,
@@ -8,7 +7,6 @@ import {
   DEFAULT_THROTTLE_MS,
   DepthqError,
   describeLocation,
-  errorOfFailure,
   type FailureClass,
   FatalJobError,
   FlaggedError,
@@ -18,8 +16,6 @@ import {
   MIN_THROTTLE_MS,
   OutputExpiredError,
   RUN_ID_RULE,
-  retryDelayMs,
-  ThrottledError,
   TransientJobError,
   throttleDelayMs,
   UsageError,
@@ -42,9 +38,7 @@ describe('error classes', () => {
     ['InvalidObjectKeyError', () => new InvalidObjectKeyError('../x', 'it climbs')],
     ['FatalJobError', () => new FatalJobError('m')],
     ['TransientJobError', () => new TransientJobError('m')],
-    ['ThrottledError', () => new ThrottledError('m', 5000)],
     ['FlaggedError', () => new FlaggedError('m')],
-    ['BudgetExceededError', () => new BudgetExceededError('m')],
     ['OutputExpiredError', () => new OutputExpiredError('m')],
   ])('%s sets its name and is a DepthqError and an Error', (name, make) => {
     const error = make();
@@ -57,7 +51,6 @@ describe('error classes', () => {
   it('keeps the cause', () => {
     const cause = new Error('socket hang up');
     expect(new TransientJobError('retry', { cause }).cause).toBe(cause);
-    expect(new ThrottledError('wait', 1000, { cause }).cause).toBe(cause);
     expect(new UsageError('bad', { cause }).cause).toBe(cause);
     expect(new InvalidObjectKeyError('k', 'p', { cause }).cause).toBe(cause);
     expect(new UsageError('bad')).not.toHaveProperty('cause');
@@ -67,10 +60,6 @@ describe('error classes', () => {
     expect(new InvalidRunIdError('X')).toBeInstanceOf(UsageError);
     expect(new InvalidObjectKeyError('k', 'p')).toBeInstanceOf(UsageError);
     expect(new FatalJobError('x')).not.toBeInstanceOf(UsageError);
-  });
-
-  it('ThrottledError carries how long to wait', () => {
-    expect(new ThrottledError('m', 30_000).retryAfterMs).toBe(30_000);
   });
 
   it('InvalidRunIdError quotes the value and says the rule in words', () => {
@@ -399,20 +388,6 @@ describe('classifyFailure: prediction end states', () => {
   });
 });
 
-describe('errorOfFailure', () => {
-  it('maps each class to its error', () => {
-    const cause = new Error('root');
-    expect(errorOfFailure({ kind: 'fatal', reason: 'r' })).toBeInstanceOf(FatalJobError);
-    expect(errorOfFailure({ kind: 'transient', reason: 'r' })).toBeInstanceOf(TransientJobError);
-    expect(errorOfFailure({ kind: 'flagged', reason: 'r' })).toBeInstanceOf(FlaggedError);
-    const error = errorOfFailure({ kind: 'throttled', retryAfterMs: 4000, reason: 'wait' }, { cause });
-    expect(error).toBeInstanceOf(ThrottledError);
-    expect((error as ThrottledError).retryAfterMs).toBe(4000);
-    expect(error.message).toBe('wait');
-    expect(error.cause).toBe(cause);
-  });
-});
-
 describe('backoffDelayMs (full jitter)', () => {
   const limits = { baseMs: 1000, capMs: 60_000 };
 
@@ -467,13 +442,5 @@ describe('backoffDelayMs (full jitter)', () => {
     expect(Math.min(...delays)).toBeGreaterThanOrEqual(0);
     expect(Math.max(...delays)).toBeLessThan(8000);
     expect(new Set(delays).size).toBeGreaterThan(100);
-  });
-});
-
-describe('retryDelayMs', () => {
-  it('is backoffDelayMs without a minimum', () => {
-    expect(retryDelayMs(3, { baseMs: 200, capMs: 10_000 }, () => 0.5)).toBe(400);
-    expect(retryDelayMs(30, { baseMs: 200, capMs: 10_000 }, () => 0.5)).toBe(5000);
-    expect(() => retryDelayMs(0, { baseMs: 200, capMs: 10_000 }, () => 0.5)).toThrow(RangeError);
   });
 });
