@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.js';
 import { redactUrl } from '../core/redact.js';
+import { defaultRetentionMarginMs, REPLICATE_RETENTION_MS } from '../core/render-state.js';
 import { bucketNameProblem } from '../core/render-job.js';
 
 /** `VAR=` in a .env file or a compose file means "not set", not "set to the empty string". */
@@ -83,6 +84,9 @@ export const environmentSchema = z.object({
   DEPTHQ_POLL_MAX_MS: positiveInt('a poll interval in ms', 600_000),
   DEPTHQ_CREATE_WAIT_SECONDS: positiveInt('seconds a create may hold (Prefer: wait)', 60),
   DEPTHQ_SHUTDOWN_TIMEOUT_MS: positiveInt('a shutdown deadline in ms', 3_600_000),
+  DEPTHQ_POST_CREATE_RETRY_MS: positiveInt('a post-create retry window in ms', 86_400_000),
+  DEPTHQ_PROVIDER_RETENTION_MS: positiveInt("the provider's output retention in ms", 30 * 86_400_000),
+  DEPTHQ_RETENTION_MARGIN_MS: positiveInt('a retention margin in ms', 86_400_000),
   LOG_LEVEL: z.preprocess(
     (value) => (value === '' ? undefined : value),
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -95,6 +99,13 @@ export interface Config {
     /** Absent until a command that calls the API asks for it with `requireReplicateToken`. Never logged. */
     readonly apiToken: string | undefined;
     readonly baseUrl: string;
+    /**
+     * The provider deletes a prediction's inputs and outputs this long after its creation (Replicate: one hour):
+     * reconciliation, post-create retries and `depthq retry`'s resume are possible only inside it.
+     */
+    readonly retentionMs: number;
+    /** Post-create work stops this long before the retention ends, to leave time to download and store the output. */
+    readonly retentionMarginMs: number;
   };
   readonly s3: {
     readonly bucket: string | undefined;
@@ -122,6 +133,8 @@ export interface Config {
     readonly pollMaxMs?: number;
     readonly createWaitSeconds?: number;
     readonly shutdownTimeoutMs?: number;
+    /** How long one attempt retries failures after its prediction exists (default: until the retention margin). */
+    readonly postCreateRetryMs?: number;
   };
 }
 
@@ -152,9 +165,15 @@ export function loadConfig(env: Environment = process.env): Config {
     );
   }
   const e = parsed.data;
+  const retentionMs = e.DEPTHQ_PROVIDER_RETENTION_MS ?? REPLICATE_RETENTION_MS;
   return {
     redisUrl: e.REDIS_URL,
-    replicate: { apiToken: e.REPLICATE_API_TOKEN, baseUrl: e.REPLICATE_BASE_URL.replace(/\/+$/, '') },
+    replicate: {
+      apiToken: e.REPLICATE_API_TOKEN,
+      baseUrl: e.REPLICATE_BASE_URL.replace(/\/+$/, ''),
+      retentionMs,
+      retentionMarginMs: Math.min(e.DEPTHQ_RETENTION_MARGIN_MS ?? defaultRetentionMarginMs(retentionMs), retentionMs),
+    },
     s3: {
       bucket: e.S3_BUCKET,
       endpoint: e.S3_ENDPOINT,
@@ -175,6 +194,7 @@ export function loadConfig(env: Environment = process.env): Config {
       pollMaxMs: e.DEPTHQ_POLL_MAX_MS,
       createWaitSeconds: e.DEPTHQ_CREATE_WAIT_SECONDS,
       shutdownTimeoutMs: e.DEPTHQ_SHUTDOWN_TIMEOUT_MS,
+      postCreateRetryMs: e.DEPTHQ_POST_CREATE_RETRY_MS,
     }),
   };
 }

@@ -7,6 +7,17 @@
  */
 import type { Checkpoint } from './checkpoint.js';
 
+/** Replicate deletes a prediction's inputs and outputs one hour after its creation. */
+export const REPLICATE_RETENTION_MS = 60 * 60_000;
+
+/**
+ * How long before the retention ends post-create work stops, unless configured: five minutes to download and store an
+ * output, or a quarter of a short retention (a test's simulator keeps outputs for seconds).
+ */
+export function defaultRetentionMarginMs(retentionMs: number): number {
+  return Math.min(5 * 60_000, Math.floor(retentionMs / 4));
+}
+
 export const RENDER_STEPS = ['gate', 'reserve', 'adopt', 'create', 'await', 'store', 'record', 'done'] as const;
 /**
  * - gate: the run's state (paused parks, canceled ends) is read before anything new starts;

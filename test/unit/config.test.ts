@@ -16,7 +16,12 @@ describe('loadConfig', () => {
   it('fills defaults for an empty environment', () => {
     const config = loadConfig({});
     expect(config.redisUrl).toBe('redis://127.0.0.1:6379');
-    expect(config.replicate).toEqual({ apiToken: undefined, baseUrl: 'https://api.replicate.com/v1' });
+    expect(config.replicate).toEqual({
+      apiToken: undefined,
+      baseUrl: 'https://api.replicate.com/v1',
+      retentionMs: 3_600_000,
+      retentionMarginMs: 300_000,
+    });
     expect(config.s3).toEqual({ bucket: undefined, endpoint: undefined, forcePathStyle: false, region: 'us-east-1' });
     expect(config.prefix).toBe('depthq');
     expect(config.logLevel).toBe('info');
@@ -46,6 +51,17 @@ describe('loadConfig', () => {
       false,
     );
     expect(loadConfig({ S3_FORCE_PATH_STYLE: 'true' }).s3.forcePathStyle).toBe(true);
+  });
+
+  it("takes the provider's retention for a simulator, with a margin that fits inside it", () => {
+    const short = loadConfig({ DEPTHQ_PROVIDER_RETENTION_MS: '8000' }).replicate;
+    expect(short).toMatchObject({ retentionMs: 8000, retentionMarginMs: 2000 });
+    const explicit = loadConfig({ DEPTHQ_PROVIDER_RETENTION_MS: '8000', DEPTHQ_RETENTION_MARGIN_MS: '500' });
+    expect(explicit.replicate.retentionMarginMs).toBe(500);
+    expect(
+      loadConfig({ DEPTHQ_PROVIDER_RETENTION_MS: '8000', DEPTHQ_RETENTION_MARGIN_MS: '9000' }).replicate,
+    ).toMatchObject({ retentionMarginMs: 8000 });
+    expect(loadConfig({ DEPTHQ_POST_CREATE_RETRY_MS: '1500' }).worker.postCreateRetryMs).toBe(1500);
   });
 
   it('names every bad variable, what it got and what it expects, in one error', () => {
