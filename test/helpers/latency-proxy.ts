@@ -7,9 +7,15 @@
  * Requests are forwarded byte for byte with their own Host header, so SigV4 signatures (and presigned URLs) made for
  * the proxy's address still verify at the server behind it. A client that goes away (a SIGKILLed worker) has its
  * request dropped: if it was still held, the server never sees it.
+ *
+ * `setDown(true)` is an outage of the server behind (a dead S3, an unreachable API): every connection the proxy holds is
+ * reset — idle keep-alive ones too, so no pooled socket slips through — every request in flight is cut (held ones never
+ * reach the server; forwarded ones are aborted upstream as well), and every new connection is reset as soon as it is
+ * accepted. Clients see ECONNRESET (or "socket hang up"), never an HTTP answer. `setDown(false)` ends the outage:
+ * new connections are forwarded again.
  */
 import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 
 export interface ProxiedRequestHead {
   readonly method: string;
@@ -17,7 +23,11 @@ export interface ProxiedRequestHead {
   readonly path: string;
 }
 
-export type ProxiedRequestState = 'held' | 'forwarded' | 'completed' | 'aborted' | 'failed';
+/**
+ * `aborted`: the client went away before its answer was complete; `failed`: the server behind could not be reached (the
+ * client got a 502); `dropped`: cut by an outage (`setDown(true)`) while held or forwarded.
+ */
+export type ProxiedRequestState = 'held' | 'forwarded' | 'completed' | 'aborted' | 'failed' | 'dropped';
 
 export interface ProxiedRequest extends ProxiedRequestHead {
   readonly id: number;
@@ -49,6 +59,14 @@ export interface LatencyProxy {
   inFlight(): readonly ProxiedRequest[];
   /** Replaces the delay rule for requests that arrive from now on. */
   setDelay(rule: DelayRule): void;
+  /**
+   * Starts (`true`) or ends (`false`) an outage: while down, open connections and requests in flight are cut at once and
+   * new connections are reset when accepted; once up, forwarding resumes for new connections.
+   */
+  setDown(down: boolean): void;
+  isDown(): boolean;
+  /** Connections reset because the proxy was down: at the start of an outage, or when accepted during it. */
+  droppedConnections(): number;
   close(): Promise<void>;
 }
 
@@ -66,18 +84,46 @@ export async function startLatencyProxy(options: LatencyProxyOptions): Promise<L
   let rule: DelayRule = options.delayMs ?? (() => 0);
   const seen: MutableRequestRecord[] = [];
   const timers = new Set<NodeJS.Timeout>();
+  /** Client connections open now; reset at the start of an outage. */
+  const sockets = new Set<Socket>();
+  /** How to cut each request in flight (held or forwarded), by record id. */
+  const cutters = new Map<number, () => void>();
   let sequence = 0;
+  let down = false;
+  let dropped = 0;
+
+  /** An RST, as from a host whose server died: the client sees ECONNRESET rather than a clean end of stream. */
+  const reset = (socket: Socket) => {
+    if (!socket.destroyed) socket.resetAndDestroy();
+  };
 
   const server = createServer({ keepAlive: true }, (request, response) => {
+    if (down) {
+      // A request parsed on a connection accepted just before the outage began: cut like any other.
+      reset(request.socket);
+      return;
+    }
     const head: ProxiedRequestHead = { method: request.method ?? 'GET', path: request.url ?? '/' };
     const delayMs = Math.max(0, rule(head));
     const record: MutableRequestRecord = { id: ++sequence, ...head, receivedAt: Date.now(), delayMs, state: 'held' };
     seen.push(record);
     let upstreamRequest: ReturnType<typeof httpRequest> | undefined;
 
-    response.once('close', () => {
+    const cut = () => {
+      cutters.delete(record.id);
       clearTimeout(timer);
       timers.delete(timer);
+      record.state = 'dropped';
+      upstreamRequest?.destroy();
+      reset(request.socket);
+    };
+    cutters.set(record.id, cut);
+
+    response.once('close', () => {
+      cutters.delete(record.id);
+      clearTimeout(timer);
+      timers.delete(timer);
+      if (record.state === 'dropped') return;
       if (response.writableFinished) {
         if (record.state !== 'failed') record.state = 'completed';
         return;
@@ -108,7 +154,7 @@ export async function startLatencyProxy(options: LatencyProxyOptions): Promise<L
         },
       );
       upstreamRequest.once('error', (error) => {
-        if (record.state === 'aborted') return;
+        if (record.state === 'aborted' || record.state === 'dropped') return;
         record.state = 'failed';
         if (response.headersSent) {
           response.destroy();
@@ -122,6 +168,16 @@ export async function startLatencyProxy(options: LatencyProxyOptions): Promise<L
     // The body waits in the socket (backpressure) while the request is held.
     const timer = setTimeout(forward, delayMs);
     timers.add(timer);
+  });
+
+  server.on('connection', (socket: Socket) => {
+    if (down) {
+      dropped += 1;
+      reset(socket);
+      return;
+    }
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -143,6 +199,19 @@ export async function startLatencyProxy(options: LatencyProxyOptions): Promise<L
     setDelay(next) {
       rule = next;
     },
+    setDown(next) {
+      if (next === down) return;
+      down = next;
+      if (!down) return;
+      for (const cut of [...cutters.values()]) cut();
+      for (const socket of [...sockets]) {
+        dropped += 1;
+        reset(socket);
+      }
+      sockets.clear();
+    },
+    isDown: () => down,
+    droppedConnections: () => dropped,
     close() {
       closing ??= new Promise<void>((resolve, reject) => {
         for (const timer of timers) clearTimeout(timer);
