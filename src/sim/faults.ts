@@ -3,10 +3,12 @@
  * is seeded when `faults.seed` is given so that a test or a demo sees the same faults every run. Creates and other
  * requests draw from separate streams, so the number of polls a client makes cannot shift which creates fail.
  *
- * Flagging (E005) is not random per request: Replicate's safety checker judges the content, so the same input is
- * flagged every time. It is decided by a hash of the input's content key and a salt.
+ * Flagging is not random per request: Replicate's safety checker judges the content, so the same input is flagged every
+ * time. It is decided by a hash of the input's content key and a salt. How a flagged prediction fails depends on the
+ * model, as on Replicate: flux-depth-pro with E005, flux-depth-dev with its own safety checker's NSFW message.
  */
 import { createHash } from 'node:crypto';
+import { fluxDepthDev } from '../core/models.js';
 import { type RandomSource, seededRandom } from '../core/random.js';
 import type { Faults } from './options.js';
 
@@ -25,8 +27,16 @@ export interface CreateFaults {
 
 const serverErrorStatuses = [500, 502, 503] as const;
 
+/** Replicate's content filter (flux-depth-pro and other official models): the E005 error. */
 export const flaggedError =
   'The input or output was flagged as sensitive. Please try again with different inputs. (E005)';
+/** flux-depth-dev's own safety checker: no code, only this text. */
+export const nsfwError = 'NSFW content detected. Try running it again, or try a different prompt.';
+
+/** The error a flagged prediction of `model` (its `owner/name`) fails with. */
+export function flaggedErrorOf(model: string): string {
+  return model === fluxDepthDev.id ? nsfwError : flaggedError;
+}
 export const genericFailureError = 'Prediction failed: CUDA error: an illegal memory access was encountered';
 
 export class FaultInjector {

@@ -11,7 +11,7 @@
  * {count, retryAfterSeconds}.
  */
 export { InvalidDurationError, parseDuration } from './duration.js';
-export { flaggedError, genericFailureError } from './faults.js';
+export { flaggedError, flaggedErrorOf, genericFailureError, nsfwError } from './faults.js';
 export {
   type Faults,
   faultsSchema,

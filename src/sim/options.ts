@@ -16,8 +16,9 @@ export const faultsSchema = z.object({
   /** Share of accepted predictions that end `failed` with a generic (CUDA) error. @defaultValue 0 */
   failureRate: rate.default(0),
   /**
-   * Share of distinct inputs that end `failed` with E005 (flagged as sensitive). Decided by a hash of the input, so the
-   * same input is flagged every time, as on Replicate. @defaultValue 0
+   * Share of distinct inputs that end `failed` as flagged: E005 ("flagged as sensitive"), or flux-depth-dev's "NSFW
+   * content detected" message. Decided by a hash of the input, so the same input is flagged every time, as on
+   * Replicate. @defaultValue 0
    */
   flaggedRate: rate.default(0),
   /** Share of API requests answered 500/502/503 before anything happens. @defaultValue 0 */

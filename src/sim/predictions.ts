@@ -6,7 +6,7 @@
 import { imageCountOf, type ModelDefinition, type ModelInput } from '../core/models.js';
 import { contentKeyOf } from './content-key.js';
 import { ControlImageError } from './control-image.js';
-import { type FaultInjector, flaggedError, genericFailureError } from './faults.js';
+import { type FaultInjector, flaggedErrorOf, genericFailureError } from './faults.js';
 import { fetchImageInputs, renderOutputs } from './model-runner.js';
 import type { LatencyRange } from './options.js';
 import { type OutputFileStore, outputFileName } from './output-files.js';
@@ -256,7 +256,7 @@ export class PredictionEngine {
     if (this.options.faults.isFlagged(prediction.contentKey)) {
       await this.waitUntil(endAt);
       if (prediction.status === 'processing') this.flaggedCount += 1;
-      this.endFailed(prediction, flaggedError);
+      this.endFailed(prediction, flaggedErrorOf(prediction.model.id));
       return;
     }
     if (prediction.failByFault) {

@@ -36,7 +36,7 @@ export interface SimulatorStats {
   readonly modelGets: number;
   /** Predictions by their current status. */
   readonly predictions: Readonly<Record<PredictionStatus, number>>;
-  /** Predictions that ended with E005. */
+  /** Predictions that ended flagged (E005, or flux-depth-dev's NSFW message). */
   readonly flagged: number;
   /** Succeeded predictions plus predictions canceled while running (Replicate charges both; `aborted` is free). */
   readonly billedPredictions: number;

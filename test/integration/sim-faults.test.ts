@@ -4,7 +4,14 @@
  * that expose duplicate paid predictions.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { flaggedError, genericFailureError, type RunningSimulator, startSimulator } from '../../src/sim/index.js';
+import {
+  flaggedError,
+  flaggedErrorOf,
+  genericFailureError,
+  nsfwError,
+  type RunningSimulator,
+  startSimulator,
+} from '../../src/sim/index.js';
 import {
   authHeaders,
   clientFor,
@@ -16,6 +23,7 @@ import {
 } from '../helpers/sim-fixtures.js';
 
 const PRO = 'black-forest-labs/flux-depth-pro';
+const DEV = 'black-forest-labs/flux-depth-dev';
 
 let images: FixtureServer;
 const started: RunningSimulator[] = [];
@@ -229,6 +237,24 @@ describe('flagging (E005)', () => {
         retried.status === 'succeeded' || retried.status === 'failed' ? retried : await waitForEnd(client, retried.id);
       expect(done.status).toBe(status);
     }
+  });
+});
+
+describe('flagging per model', () => {
+  it('flux-depth-dev refuses a flagged input with its own NSFW message, not E005; flux-depth-pro with E005', async () => {
+    expect(flaggedErrorOf(DEV)).toBe(nsfwError);
+    expect(flaggedErrorOf(PRO)).toBe(flaggedError);
+    const sim = await simulator({ faults: { flaggedRate: 1 } });
+    const client = clientFor(sim);
+    const dev = await waitForEnd(client, (await client.predictions.create({ model: DEV, input: input() })).id);
+    expect(dev).toMatchObject({
+      status: 'failed',
+      error: 'NSFW content detected. Try running it again, or try a different prompt.',
+    });
+    expect(dev.error).not.toContain('E005');
+    const pro = await waitForEnd(client, (await client.predictions.create({ model: PRO, input: input() })).id);
+    expect(pro).toMatchObject({ status: 'failed', error: flaggedError });
+    expect(sim.stats()).toMatchObject({ flagged: 2, billedPredictions: 0, billedImages: 0 });
   });
 });
 

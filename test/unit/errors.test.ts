@@ -353,6 +353,14 @@ describe('classifyFailure: prediction end states', () => {
     expect(classifyFailure({ predictionStatus: 'failed', predictionError }).kind).toBe('flagged');
   });
 
+  it("flux-depth-dev's exact refusal on Replicate is flagged, with the text as the reason", () => {
+    const predictionError = 'NSFW content detected. Try running it again, or try a different prompt.';
+    expect(classifyFailure({ predictionStatus: 'failed', predictionError })).toEqual({
+      kind: 'flagged',
+      reason: predictionError,
+    });
+  });
+
   it('other failures are transient and quote the error', () => {
     const failure = classifyFailure({ predictionStatus: 'failed', predictionError: 'CUDA out of memory' });
     expect(failure.kind).toBe('transient');
