@@ -14,7 +14,7 @@ import { defaultModelId } from '../src/core/models.js';
 import { RunLedger } from '../src/ledger/run-ledger.js';
 import { createLogger, type Logger } from '../src/logging/logger.js';
 import type { RenderOutcome } from '../src/pipeline/render.js';
-import { createRenderProcessor } from '../src/pipeline/render.js';
+import { createRenderProcessor, defaultPipelineSettings } from '../src/pipeline/render.js';
 import { ReplicateProvider } from '../src/providers/replicate.js';
 import { closeConnection, createWorkerConnection } from '../src/queue/connections.js';
 import {
@@ -190,6 +190,12 @@ export async function startRenderWorker(
     logger,
     settings: {
       ...(config.worker.createWaitSeconds !== undefined ? { createWaitSeconds: config.worker.createWaitSeconds } : {}),
+      ...(config.worker.postCreateRetryMs !== undefined ? { postCreateRetryMs: config.worker.postCreateRetryMs } : {}),
+      // In-job retries back off like the queue's own retries, from the same base.
+      retryBaseMs: settings.backoffBaseMs,
+      retryCapMs: Math.max(defaultPipelineSettings.retryCapMs, settings.backoffBaseMs),
+      providerRetentionMs: config.replicate.retentionMs,
+      retentionMarginMs: config.replicate.retentionMarginMs,
     },
   });
   const worker = new Worker<RenderJobData, RenderOutcome>(RENDER_QUEUE_NAME, processor, {

@@ -6,8 +6,8 @@
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.js';
 import { redactUrl } from '../core/redact.js';
-import { defaultRetentionMarginMs, REPLICATE_RETENTION_MS } from '../core/render-state.js';
 import { bucketNameProblem } from '../core/render-job.js';
+import { defaultRetentionMarginMs, REPLICATE_RETENTION_MS } from '../core/render-state.js';
 
 /** `VAR=` in a .env file or a compose file means "not set", not "set to the empty string". */
 const optionalText = z.preprocess((value) => (value === '' ? undefined : value), z.string().trim().min(1).optional());

@@ -65,11 +65,20 @@ async function readAll(body: unknown): Promise<Uint8Array> {
   throw new TypeError('unexpected S3 body type');
 }
 
+/** The SDK's per-call options: an abort signal only when there is one (the types refuse an explicit undefined). */
+function sendOptions(abortSignal: AbortSignal | undefined): { abortSignal?: AbortSignal } {
+  return abortSignal === undefined ? {} : { abortSignal };
+}
+
 /** HEAD plus the first bytes: enough to tell a missing, empty or non-image object from a usable one, without a download. */
-export async function inspectImageObject(client: S3Client, ref: ObjectRef): Promise<ImageObjectInfo> {
+export async function inspectImageObject(
+  client: S3Client,
+  ref: ObjectRef,
+  abortSignal?: AbortSignal,
+): Promise<ImageObjectInfo> {
   let head: HeadObjectCommandOutput;
   try {
-    head = await client.send(new HeadObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
+    head = await client.send(new HeadObjectCommand({ Bucket: ref.bucket, Key: ref.key }), sendOptions(abortSignal));
   } catch (error) {
     if (error instanceof NotFound || (error as { name?: string }).name === 'NotFound')
       throw new ObjectMissingError(ref);
@@ -79,7 +88,10 @@ export async function inspectImageObject(client: S3Client, ref: ObjectRef): Prom
   let first: Uint8Array = new Uint8Array(0);
   if (size > 0) {
     const range = `bytes=0-${Math.min(size, 64) - 1}`;
-    const got = await client.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key, Range: range }));
+    const got = await client.send(
+      new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key, Range: range }),
+      sendOptions(abortSignal),
+    );
     first = await readAll(got.Body);
   }
   return {
@@ -92,8 +104,12 @@ export async function inspectImageObject(client: S3Client, ref: ObjectRef): Prom
 }
 
 /** The sha256 of a whole object, streamed (the provenance of a control image: an ETag is not a content hash). */
-export async function sha256OfObject(client: S3Client, ref: ObjectRef): Promise<{ sha256: string; size: number }> {
-  const got = await client.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
+export async function sha256OfObject(
+  client: S3Client,
+  ref: ObjectRef,
+  abortSignal?: AbortSignal,
+): Promise<{ sha256: string; size: number }> {
+  const got = await client.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }), sendOptions(abortSignal));
   const body = got.Body;
   if (!(body instanceof Readable)) throw new TypeError(`unexpected body type for ${describeObject(ref)}`);
   const hash = createHash('sha256');
@@ -191,7 +207,12 @@ export function sidecarRefOf(ref: ObjectRef): ObjectRef {
   return { bucket: ref.bucket, key: `${ref.key}.json` };
 }
 
-export async function putJsonObject(client: S3Client, ref: ObjectRef, value: unknown): Promise<void> {
+export async function putJsonObject(
+  client: S3Client,
+  ref: ObjectRef,
+  value: unknown,
+  abortSignal?: AbortSignal,
+): Promise<void> {
   await client.send(
     new PutObjectCommand({
       Bucket: ref.bucket,
@@ -199,6 +220,7 @@ export async function putJsonObject(client: S3Client, ref: ObjectRef, value: unk
       Body: `${JSON.stringify(value, null, 2)}\n`,
       ContentType: 'application/json',
     }),
+    sendOptions(abortSignal),
   );
 }
 

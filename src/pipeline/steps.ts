@@ -1,0 +1,297 @@
+/**
+ * One function per named state of the render job (`core/render-state.ts`). Each reads the job's checkpoint, does its
+ * one thing, and writes what it finished (fenced) before the next step: a step either moves the job on (returns
+ * undefined), ends or parks it (returns a `JobResult`), or throws a failure the processor loop classifies.
+ * See docs/render-job.md.
+ */
+import type { FinishedPrediction, StoredOutput } from '../core/checkpoint.js';
+import { withCurrentPrediction, withoutCurrentPrediction } from '../core/checkpoint.js';
+import { classifyFailure, FlaggedError, OutputExpiredError, TransientJobError } from '../core/errors.js';
+import { inputFingerprint } from '../core/fingerprint.js';
+import { imageTypeOfOutputFormat } from '../core/image-type.js';
+import { outputKeyForImage, sidecarKeyOf } from '../core/keys.js';
+import { outputFormatOf, outputUrlsOf } from '../core/models.js';
+import { costOf } from '../core/money.js';
+import { redactUrl } from '../core/redact.js';
+import type { RenderStep } from '../core/render-state.js';
+import { type Prediction, ProviderCallError, terminalStatuses } from '../providers/provider.js';
+import { finishCanceled } from './endings.js';
+import {
+  imageCountOfPrediction,
+  type JobResult,
+  type RenderJobState,
+  rowOf,
+  type StepDeps,
+  sightingOf,
+} from './render-context.js';
+import { outcomeOf, sidecarOf } from './sidecar.js';
+
+export type Step = (deps: StepDeps, job: RenderJobState) => Promise<JobResult | undefined>;
+
+function loggedSeedOf(logs: string | null | undefined): number | null {
+  const match = /Using seed: (\d+)/.exec(logs ?? '');
+  return match ? Number(match[1]) : null;
+}
+
+export function finishedOf(prediction: Prediction, expectedImages: number): FinishedPrediction {
+  return {
+    id: prediction.id,
+    createdAt: prediction.created_at,
+    startedAt: prediction.started_at ?? null,
+    completedAt: prediction.completed_at ?? null,
+    outputUrls: outputUrlsOf(prediction.output),
+    imageCount: imageCountOfPrediction(prediction, expectedImages),
+    predictTimeSeconds: prediction.metrics?.predict_time ?? null,
+    loggedSeed: loggedSeedOf(prediction.logs),
+  };
+}
+
+function errorText(prediction: Prediction): string {
+  const error = prediction.error;
+  if (typeof error === 'string') return error;
+  if (error === null || error === undefined) return `prediction ${prediction.status}`;
+  return JSON.stringify(error);
+}
+
+function park(deps: StepDeps, job: RenderJobState, reason: 'paused' | 'budget'): Promise<JobResult> {
+  return deps.ledger
+    .recordResult(job.payload.run, job.jobId, rowOf(job, 'parked', { reason }))
+    .then(() => ({ kind: 'parked', untilMs: deps.now() + deps.settings.parkDelayMs }));
+}
+
+/**
+ * A paused run starts nothing new; a canceled one spends nothing more. A finished prediction is paid for already: it
+ * is stored and recorded whatever the run's state.
+ */
+const gate: Step = async (deps, job) => {
+  const { checkpoint } = job;
+  if (checkpoint.finished === undefined) {
+    const runState = await deps.ledger.runState(job.payload.run);
+    if (runState === 'canceled') {
+      const id = checkpoint.predictionId;
+      const answer = id === undefined ? undefined : await deps.provider.cancel(id, job.signal).catch(() => undefined);
+      if (answer?.status !== 'succeeded') {
+        return finishCanceled(deps, job, answer === undefined ? undefined : sightingOf(answer));
+      }
+      // It succeeded before the cancel reached it: paid for, so it is stored and recorded.
+      await keepSucceeded(job, answer);
+    } else if (runState === 'paused' && checkpoint.predictionId === undefined && checkpoint.creating === undefined) {
+      job.log.info('run paused: parking');
+      return park(deps, job, 'paused');
+    }
+  }
+  job.progress = { ...job.progress, gated: true };
+  return undefined;
+};
+
+/** Idempotent per job: a resumed job finds its reservation (or its settlement) again. */
+const reserve: Step = async (deps, job) => {
+  const reserved = await deps.ledger.reserve(job.payload.run, job.jobId, job.reservation);
+  if (!reserved.ok && reserved.reason === 'budget') {
+    job.log.info({ reservation: job.reservation, money: reserved.state }, 'over budget: parking');
+    return park(deps, job, 'budget');
+  }
+  job.attemptStartedAt = new Date(deps.now()).toISOString();
+  await deps.ledger.recordResult(job.payload.run, job.jobId, rowOf(job, 'running'));
+  job.progress = { ...job.progress, reserved: true };
+  return undefined;
+};
+
+/** A create was sent (or was about to be) by an attempt that never saw its answer: find it before paying again. */
+const adopt: Step = async (deps, job) => {
+  const creating = job.checkpoint.creating;
+  job.progress = { ...job.progress, lookedForLostCreate: true };
+  if (creating === undefined) return undefined;
+  const { providerRetentionMs, clockSkewMs } = deps.settings;
+  const sentAt = Date.parse(creating.sentAt);
+  if (deps.now() - sentAt >= providerRetentionMs - clockSkewMs) {
+    job.log.warn({ sentAt: creating.sentAt }, 'saved input is past the provider retention: orphan suspected');
+    await job.save({ ...job.checkpoint, orphanSuspected: true });
+    return undefined;
+  }
+  const found = await deps.provider.findByFingerprint(
+    job.model.id,
+    creating.fingerprint,
+    new Date(sentAt - clockSkewMs),
+    job.signal,
+  );
+  if (found !== undefined) {
+    job.log.info({ predictionId: found.id }, 'adopted the prediction a previous attempt created');
+    await job.save(withCurrentPrediction(job.checkpoint, found.id, found.created_at));
+    job.pending = found;
+    job.sighting = sightingOf(found);
+  }
+  return undefined;
+};
+
+/** The one create this job pays for. The fence: only the worker that still owns the job gets past the `creating` write. */
+const create: Step = async (deps, job) => {
+  const { payload, model, signal } = job;
+  const { cancelAfterMs, presignMarginMs, createWaitSeconds } = deps.settings;
+  const control = job.checkpoint.control ?? (await deps.store.controlImageFacts(payload.controlImage, signal));
+  const url = await deps.store.presignControlImage(payload.controlImage, (cancelAfterMs + presignMarginMs) / 1000);
+  const input = { ...payload.input, [model.imageInputs[0] ?? 'control_image']: url };
+  const sentAt = new Date(deps.now()).toISOString();
+  await job.save({ ...job.checkpoint, control, creating: { fingerprint: inputFingerprint(input), sentAt } });
+  let created: Awaited<ReturnType<StepDeps['provider']['create']>>;
+  try {
+    created = await deps.provider.create({
+      model: model.id,
+      input,
+      waitSeconds: createWaitSeconds,
+      cancelAfterMs,
+      ...(signal ? { signal } : {}),
+    });
+  } catch (error) {
+    // The provider's answer says nothing was created (a 4xx): the next attempt need not look for it.
+    if (error instanceof ProviderCallError && error.nothingCreated) {
+      const { creating: _refused, ...rest } = job.checkpoint;
+      await job.save(rest);
+    }
+    throw error;
+  }
+  const prediction = created.prediction;
+  if (created.adopted) job.log.info({ predictionId: prediction.id }, 'create answer lost: adopted by input');
+  await job.save(withCurrentPrediction(job.checkpoint, prediction.id, prediction.created_at));
+  job.pending = prediction;
+  job.sighting = sightingOf(prediction);
+  return undefined;
+};
+
+async function keepSucceeded(job: RenderJobState, done: Prediction): Promise<void> {
+  const finished = finishedOf(done, job.expectedImages);
+  if (finished.outputUrls.length === 0) {
+    throw new OutputExpiredError(
+      done.data_removed
+        ? `prediction ${done.id} succeeded but its output was removed before depthq stored it`
+        : `prediction ${done.id} succeeded without an output`,
+    );
+  }
+  await job.save({ ...job.checkpoint, finished });
+}
+
+/** Waits for the current prediction to end, then keeps it (succeeded), ends the job, or forgets it for a new one. */
+const awaitEnd: Step = async (deps, job) => {
+  const id = job.checkpoint.predictionId;
+  if (id === undefined) throw new TransientJobError('no prediction to wait for');
+  const seen = job.pending?.id === id ? job.pending : undefined;
+  job.pending = undefined;
+  let current = seen ?? (await deps.provider.get(id, job.signal));
+  job.sighting = sightingOf(current);
+  // The run was canceled while this job was creating its prediction: `depthq cancel` could not know its id yet.
+  if (!terminalStatuses.has(current.status) && (await deps.ledger.runState(job.payload.run)) === 'canceled') {
+    current = await deps.provider.cancel(id, job.signal);
+  }
+  const done = await deps.provider.awaitTerminal(current, job.signal ? { signal: job.signal } : {});
+  const failure =
+    done.status === 'succeeded'
+      ? undefined
+      : classifyFailure({ predictionStatus: done.status, predictionError: errorText(done) });
+  job.sighting = sightingOf(done, failure?.kind === 'flagged');
+  if (failure === undefined) {
+    await keepSucceeded(job, done);
+    return undefined;
+  }
+  // The content filter refuses the same input every time: the job ends, keeping the prediction (it may be billed).
+  if (failure.kind === 'flagged') throw new FlaggedError(errorText(done));
+  if (
+    (done.status === 'canceled' || done.status === 'aborted') &&
+    (await deps.ledger.runState(job.payload.run)) === 'canceled'
+  ) {
+    return finishCanceled(deps, job, job.sighting);
+  }
+  // Any other end calls for a new prediction: forget this one (it stays in predictionIds for the invoice). It was not
+  // billed (a failed or never-started prediction), so from here the job's money stands where a job without one does.
+  await job.save(withoutCurrentPrediction(job.checkpoint));
+  job.sighting = undefined;
+  throw new TransientJobError(`prediction ${done.id} ended ${done.status}: ${failure.reason}`);
+};
+
+/** Copies the outputs to S3, then their sidecars. A 404 inside the provider's retention is a blip, not an expiry. */
+const store: Step = async (deps, job) => {
+  const { payload, checkpoint } = job;
+  const finished = checkpoint.finished;
+  if (finished === undefined) throw new TransientJobError('nothing to store');
+  const imageType = imageTypeOfOutputFormat(outputFormatOf(job.model, payload.input));
+  const stored: StoredOutput[] = [];
+  for (const [index, url] of finished.outputUrls.entries()) {
+    const key = outputKeyForImage(payload.output.key, index, finished.outputUrls.length);
+    let object: Awaited<ReturnType<StepDeps['store']['copyOutput']>>;
+    try {
+      object = await deps.store.copyOutput({
+        url,
+        target: { bucket: payload.output.bucket, key },
+        imageType,
+        metadata: { seed: String(payload.input.seed), 'prediction-id': finished.id, 'depthq-run': payload.run },
+        ...(job.signal ? { signal: job.signal } : {}),
+      });
+    } catch (error) {
+      const createdMs = Date.parse(finished.createdAt);
+      if (error instanceof OutputExpiredError && deps.now() < createdMs + deps.settings.providerRetentionMs) {
+        throw new TransientJobError(`${error.message}, inside the provider's retention: retrying`, { cause: error });
+      }
+      throw error;
+    }
+    stored.push({
+      key,
+      sha256: object.sha256,
+      size: object.size,
+      contentType: object.contentType,
+      ...(object.etag ? { etag: object.etag } : {}),
+      source: redactUrl(url),
+    });
+  }
+  const costMicros = costOf(payload.priceMicrosPerImage, finished.imageCount);
+  const storedAtMs = deps.now();
+  for (const output of stored) {
+    const sidecar = sidecarOf({
+      payload,
+      jobId: job.jobId,
+      checkpoint,
+      finished,
+      output,
+      outputs: stored,
+      costMicros,
+      attempt: job.attempt,
+      storedAtMs,
+    });
+    await deps.store.putSidecar({ bucket: payload.output.bucket, key: sidecarKeyOf(output.key) }, sidecar, job.signal);
+  }
+  await job.save({ ...checkpoint, stored });
+  return undefined;
+};
+
+/** Settles the money (spent = images × price) and writes the `succeeded` row. */
+const record: Step = async (deps, job) => {
+  const { payload, checkpoint } = job;
+  const finished = checkpoint.finished;
+  if (finished === undefined) throw new TransientJobError('nothing to record');
+  const costMicros = costOf(payload.priceMicrosPerImage, finished.imageCount);
+  await deps.ledger.settle(payload.run, job.jobId, { spent: costMicros, possiblyBilled: 0 });
+  await deps.ledger.recordResult(
+    payload.run,
+    job.jobId,
+    rowOf(job, 'succeeded', {
+      predictionId: finished.id,
+      costMicros,
+      ...(checkpoint.stored?.[0] ? { outputKey: checkpoint.stored[0].key } : {}),
+      finishedAt: new Date(deps.now()).toISOString(),
+    }),
+  );
+  await job.save({ ...checkpoint, recorded: true });
+  job.log.info({ predictionId: finished.id, costMicros }, 'stored and recorded');
+  return undefined;
+};
+
+const done: Step = async (_deps, job) => ({ kind: 'succeeded', outcome: outcomeOf(job.payload, job.checkpoint) });
+
+export const steps: Readonly<Record<RenderStep, Step>> = {
+  gate,
+  reserve,
+  adopt,
+  create,
+  await: awaitEnd,
+  store,
+  record,
+  done,
+};
