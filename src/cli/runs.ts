@@ -183,9 +183,13 @@ export function registerRunCommands(program: Command): void {
         flagged: flags.flagged === true,
         reseed: flags.reseed === true,
       };
-      await withRunContext(loadConfig(), async ({ ledger, queue, requireRun }) => {
+      const config = loadConfig();
+      await withRunContext(config, async ({ ledger, queue, requireRun }) => {
         const meta = await requireRun(run);
-        const outcome = await retryRunJobs(queue, ledger, run, meta, selection);
+        const outcome = await retryRunJobs(queue, ledger, run, meta, selection, {
+          retentionMs: config.replicate.retentionMs,
+          marginMs: config.replicate.retentionMarginMs,
+        });
         for (const job of outcome.requeued) {
           const seed = job.previousSeed === undefined ? `seed ${job.seed}` : `seed ${job.previousSeed} → ${job.seed}`;
           say(`requeued ${job.jobId} (${job.status}, ${seed})`);
@@ -216,7 +220,9 @@ export function registerRunCommands(program: Command): void {
       });
       await withRunContext(config, async ({ ledger, queue, requireRun }) => {
         await requireRun(run);
-        const outcome = await cancelRun(queue, ledger, provider, run);
+        const outcome = await cancelRun(queue, ledger, provider, run, {
+          providerRetentionMs: config.replicate.retentionMs,
+        });
         say(
           `run ${run} ${outcome.alreadyCanceled ? 'was already canceled' : 'canceled'}: ` +
             `${outcome.ended} jobs removed and recorded canceled, ${outcome.predictionsCanceled} predictions canceled, ` +

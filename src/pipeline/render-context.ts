@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import type { Checkpoint, ControlImageFacts } from '../core/checkpoint.js';
 import type { ImageType } from '../core/image-type.js';
-import { type ModelDefinition, outputUrlsOf } from '../core/models.js';
+import type { ModelDefinition } from '../core/models.js';
 import type { PredictionSighting } from '../core/money-rule.js';
 import type { RenderJob } from '../core/render-job.js';
 import { type AttemptProgress, freshAttempt } from '../core/render-state.js';
@@ -153,23 +153,6 @@ export function rowOf(job: RenderJobState, status: ResultStatus, extra: Partial<
     ...(job.attemptStartedAt === undefined ? {} : { startedAt: job.attemptStartedAt }),
     ...extra,
   };
-}
-
-/** What the money rule knows of a prediction from one of its answers. */
-export function sightingOf(prediction: Prediction, flagged = false): PredictionSighting {
-  const started = prediction.status !== 'aborted' && Boolean(prediction.started_at);
-  return {
-    status: prediction.status,
-    started,
-    ...(flagged ? { flagged } : {}),
-    ...(prediction.status === 'succeeded' ? { imageCount: imageCountOfPrediction(prediction) } : {}),
-  };
-}
-
-/** The images a succeeded prediction made (and was billed for): its metrics say, else its output URLs, else one. */
-export function imageCountOfPrediction(prediction: Prediction, expectedImages = 1): number {
-  const urls = outputUrlsOf(prediction.output).length;
-  return prediction.metrics?.image_count ?? (urls > 0 ? urls : expectedImages);
 }
 
 /** How one processing of a job ended; the BullMQ adapter (`render.ts`) turns each into the queue's move. */

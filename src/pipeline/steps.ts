@@ -14,16 +14,15 @@ import { outputFormatOf, outputUrlsOf } from '../core/models.js';
 import { costOf } from '../core/money.js';
 import { redactUrl } from '../core/redact.js';
 import type { RenderStep } from '../core/render-state.js';
-import { type Prediction, ProviderCallError, terminalStatuses } from '../providers/provider.js';
-import { finishCanceled } from './endings.js';
 import {
   imageCountOfPrediction,
-  type JobResult,
-  type RenderJobState,
-  rowOf,
-  type StepDeps,
+  type Prediction,
+  ProviderCallError,
   sightingOf,
-} from './render-context.js';
+  terminalStatuses,
+} from '../providers/provider.js';
+import { finishCanceled } from './endings.js';
+import { type JobResult, type RenderJobState, rowOf, type StepDeps } from './render-context.js';
 import { outcomeOf, sidecarOf } from './sidecar.js';
 
 export type Step = (deps: StepDeps, job: RenderJobState) => Promise<JobResult | undefined>;

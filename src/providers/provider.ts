@@ -4,7 +4,8 @@
  */
 import { z } from 'zod';
 import type { FailureFacts } from '../core/errors.js';
-import type { ModelId, ModelInput } from '../core/models.js';
+import { type ModelId, type ModelInput, outputUrlsOf } from '../core/models.js';
+import type { PredictionSighting } from '../core/money-rule.js';
 
 /**
  * A call to the model API that failed once the provider's own retries were spent, as data the pipeline classifies with
@@ -89,4 +90,21 @@ export interface ImageModelProvider {
   ): Promise<Prediction | undefined>;
   /** Resolves once the prediction is succeeded, failed, canceled or aborted, polling with growing intervals. */
   awaitTerminal(prediction: Prediction, options?: AwaitOptions): Promise<Prediction>;
+}
+
+/** What the money rule knows of a prediction from one of its answers. */
+export function sightingOf(prediction: Prediction, flagged = false): PredictionSighting {
+  const started = prediction.status !== 'aborted' && Boolean(prediction.started_at);
+  return {
+    status: prediction.status,
+    started,
+    ...(flagged ? { flagged } : {}),
+    ...(prediction.status === 'succeeded' ? { imageCount: imageCountOfPrediction(prediction) } : {}),
+  };
+}
+
+/** The images a succeeded prediction made (and was billed for): its metrics say, else its output URLs, else one. */
+export function imageCountOfPrediction(prediction: Prediction, expectedImages = 1): number {
+  const urls = outputUrlsOf(prediction.output).length;
+  return prediction.metrics?.image_count ?? (urls > 0 ? urls : expectedImages);
 }

@@ -8,20 +8,22 @@
  *    reservations released. Removal is BullMQ's, which refuses a job a worker holds, so a job is ended either here or by
  *    its worker, never by both.
  * 3. Predictions in flight are canceled through the provider's API, their ids read from the jobs' checkpoints. A job a
- *    worker is running sees its prediction end `canceled` and the pipeline records it, with the reservation turned into
- *    `possiblyBilled` when the prediction had started (Replicate charges a canceled running prediction) and released
- *    when it had not.
+ *    worker is running sees its prediction end `canceled` and the pipeline records it.
+ * Money follows the one money rule (`core/money-rule.ts`), here as in the pipeline: a prediction that had started, or a
+ * create whose answer was lost and that cannot be found, is `possiblyBilled` (Replicate charges a canceled running
+ * prediction); a job that never sent a create, or whose prediction was canceled before it started, is released.
  * A prediction that finished before its cancel arrived was paid for: its job is left in the queue, and a worker stores
  * and records its image like any other.
  */
 import type { Job, Queue } from 'bullmq';
 import pLimit from 'p-limit';
-import { type Checkpoint, readCheckpoint } from '../core/checkpoint.js';
+import { type Checkpoint, emptyCheckpoint, readCheckpoint } from '../core/checkpoint.js';
 import { coerceError } from '../core/errors.js';
 import { findModel } from '../core/models.js';
+import { settlementOfEnd, standingOf } from '../core/money-rule.js';
 import { parseRenderJob, type RenderJob, reservationOfJob } from '../core/render-job.js';
 import type { ResultRow, ResultStatus, RunLedger } from '../ledger/run-ledger.js';
-import type { ImageModelProvider, Prediction } from '../providers/provider.js';
+import { type ImageModelProvider, type Prediction, sightingOf } from '../providers/provider.js';
 import type { RenderJobData } from '../queue/render-queue.js';
 
 export interface CancelOutcome {
@@ -134,7 +136,7 @@ export async function cancelRun(
     }
   };
 
-  /** Records the job canceled with its money settled: possibly billed if its prediction had started, else released. */
+  /** Records the job canceled with its money settled by the one money rule (`core/money-rule.ts`). */
   const recordCanceled = async (
     jobId: string,
     row: ResultRow,
@@ -142,9 +144,13 @@ export async function cancelRun(
     checkpoint: Checkpoint | undefined,
     prediction: Prediction | undefined,
   ): Promise<void> => {
-    const started = prediction !== undefined && prediction.status !== 'aborted' && Boolean(prediction.started_at);
-    if (started) await ledger.settle(run, jobId, { spent: 0, possiblyBilled: reservationOf(payload) });
-    else await ledger.release(run, jobId);
+    const standing = standingOf(checkpoint, prediction === undefined ? undefined : sightingOf(prediction));
+    const settlement = settlementOfEnd(standing, {
+      priceMicrosPerImage: payload?.priceMicrosPerImage ?? 0,
+      reservationMicros: reservationOf(payload),
+    });
+    if (settlement.kind === 'release') await ledger.release(run, jobId);
+    else await ledger.settle(run, jobId, { spent: settlement.spent, possiblyBilled: settlement.possiblyBilled });
     const predictionIds = [
       ...new Set([
         ...(row.predictionIds ?? []),
@@ -168,7 +174,7 @@ export async function cancelRun(
     const job: Job<RenderJobData> | undefined = await queue.getJob(jobId);
     if (job === undefined) {
       // Registered but never added (an ingest cut short), or removed by hand: nothing can run it any more.
-      await recordCanceled(jobId, row, undefined, undefined, undefined);
+      await recordCanceled(jobId, row, undefined, emptyCheckpoint, undefined);
       return 'ended';
     }
     const state = await job.getState();

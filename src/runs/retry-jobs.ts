@@ -5,12 +5,13 @@
  * set, and the move back to waiting is BullMQ's atomic `retry` out of that set.
  *
  * The job keeps its id (BullMQ `job.retry()` moves it from failed to waiting), so ids stay unique and the ledger row,
- * the output key and the job stay one. Before the move:
- * - the job's checkpoint is reset: the steps run again, but the ids of every prediction made so far are kept (the
- *   invoice still lists them). A `creating` mark without a prediction id — a create whose answer was lost — is kept
- *   too for a same-seed retry, so the new attempt looks for that prediction before paying for another;
- * - its settlement is cleared (`clearSettlement`: its money stays counted), so the retry reserves and settles anew —
- *   without this the pipeline would find the old settlement and never count the new prediction;
+ * the output key and the job stay one. Retry keeps what was paid (`checkpointForRetry` in core/render-state.ts):
+ * - a same-seed retry resumes the prediction the job already has, while the provider still holds it: a succeeded one
+ *   is stored (not created again), a running one awaited, a create whose answer was lost looked for. Its settlement is
+ *   reopened into its reservation (`reopenSettlement`), so it settles once more by what that prediction turns out to be;
+ * - a job with no prediction, a failed one, one past the provider's retention, or a reseeded one, starts anew: its
+ *   settlement is cleared (`clearSettlement`: its money stays counted) and the new life reserves and settles its own;
+ * - either way the ids of every prediction made so far are kept (the invoice lists them), once each;
  * - its ledger row goes back to `queued` (the counters move with it).
  * Each retry starts with a fresh set of attempts (`resetAttemptsMade`): the row's `attempts` then counts the attempts
  * since the retry, and `predictionIds` keeps the whole history.
@@ -26,6 +27,7 @@ import { extensionOfOutputFormat } from '../core/image-type.js';
 import { joinOutputPrefix, renderOutputKey } from '../core/keys.js';
 import { findModel, outputFormatOf } from '../core/models.js';
 import { parseRenderJob, type RenderJob } from '../core/render-job.js';
+import { checkpointForRetry, type RetryResume } from '../core/render-state.js';
 import type { ResultRow, RunLedger, RunMeta } from '../ledger/run-ledger.js';
 import type { RenderJobData } from '../queue/render-queue.js';
 import { nextSeedAfter } from './reseed.js';
@@ -77,20 +79,27 @@ export function checkRetrySelection(selection: RetrySelection): void {
 /** Jobs looked at (BullMQ reads and writes) at once. */
 const RETRY_CONCURRENCY = 16;
 
-function resetCheckpoint(data: unknown, keepCreating: boolean): Checkpoint {
+/** What a retry needs to know of the provider's clock: whether a job's prediction can still be resumed. */
+export interface RetryResumeSettings {
+  readonly retentionMs: number;
+  readonly marginMs: number;
+  readonly nowMs?: number;
+}
+
+/** The retried job's checkpoint: it resumes the prediction it has when it can (see `checkpointForRetry`). */
+function retriedCheckpoint(data: unknown, sameSeed: boolean, resume: RetryResumeSettings): RetryResume {
   let old: Checkpoint;
   try {
     old = readCheckpoint(data);
   } catch {
     // The ledger row keeps the prediction ids of an unreadable checkpoint; the job starts clean.
-    return emptyCheckpoint;
+    return { checkpoint: emptyCheckpoint, resumesPrediction: false };
   }
-  return {
-    predictionIds: old.predictionIds,
-    orphanSuspected: old.orphanSuspected,
-    recorded: false,
-    ...(keepCreating && old.creating !== undefined && old.predictionId === undefined ? { creating: old.creating } : {}),
-  };
+  return checkpointForRetry(old, sameSeed, {
+    nowMs: resume.nowMs ?? Date.now(),
+    retentionMs: resume.retentionMs,
+    marginMs: resume.marginMs,
+  });
 }
 
 /** The job's payload with its next derived seed, and its output key re-rendered when the key contains the seed. */
@@ -147,6 +156,7 @@ async function retryOne(
   row: ResultRow,
   status: 'failed' | 'flagged',
   reseed: boolean,
+  resume: RetryResumeSettings,
 ): Promise<RequeuedJob | SkippedJob> {
   const job: Job<RenderJobData> | undefined = await queue.getJob(jobId);
   if (job === undefined) {
@@ -163,10 +173,13 @@ async function retryOne(
   } catch (error) {
     return { jobId, why: `its payload is invalid, so a retry would fail the same way: ${coerceError(error).message}` };
   }
-  const checkpoint = resetCheckpoint(job.data.checkpoint, !reseed);
+  const { checkpoint, resumesPrediction } = retriedCheckpoint(job.data.checkpoint, !reseed, resume);
   const next = reseed ? reseeded(payload, meta) : { job: payload, previousSeed: undefined };
   await job.updateData({ ...job.data, ...next.job, checkpoint });
-  await ledger.clearSettlement(run, jobId);
+  // Resuming its prediction, the job settles again by what it turns out to be: its settlement goes back to being its
+  // reservation. Starting anew, the first life's money stays counted and the new life reserves and settles its own.
+  if (resumesPrediction) await ledger.reopenSettlement(run, jobId);
+  else await ledger.clearSettlement(run, jobId);
   await ledger.recordResult(run, jobId, queuedRowOf(row, next.job, checkpoint));
   try {
     await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
@@ -188,6 +201,7 @@ export async function retryRunJobs(
   run: string,
   meta: RunMeta,
   selection: RetrySelection,
+  resume: RetryResumeSettings,
 ): Promise<RetryOutcome> {
   checkRetrySelection(selection);
   const chosen: Array<{ jobId: string; row: ResultRow; status: 'failed' | 'flagged' }> = [];
@@ -207,7 +221,8 @@ export async function retryRunJobs(
           const state = await (await queue.getJob(jobId))?.getState();
           if (state !== 'failed') return undefined;
         }
-        return retryOne(queue, ledger, meta, run, jobId, row, status, status === 'flagged' && selection.reseed);
+        const reseed = status === 'flagged' && selection.reseed;
+        return retryOne(queue, ledger, meta, run, jobId, row, status, reseed, resume);
       }),
     ),
   );

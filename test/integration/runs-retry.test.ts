@@ -48,6 +48,9 @@ async function metaOf(fixture: RenderRunFixture) {
   return meta;
 }
 
+/** Replicate's retention, as the CLI passes it from the config. */
+const resume = { retentionMs: 3_600_000, marginMs: 300_000 };
+
 describe('depthq retry', () => {
   it('requeues failed jobs with the same seed, never a succeeded one, and they succeed', async () => {
     const fixture = await prepareRenderRun(stack(), { images: 3, styles: ['day', 'night'], budgetMicros: 2 * price });
@@ -96,11 +99,18 @@ describe('depthq retry', () => {
     if (trapRow === undefined) throw new Error('no row');
     await ledger.recordResult(run, trap, { ...trapRow, status: 'failed' });
 
-    const outcome = await retryRunJobs(queue, ledger, run, await metaOf(fixture), {
-      failed: true,
-      flagged: false,
-      reseed: false,
-    });
+    const outcome = await retryRunJobs(
+      queue,
+      ledger,
+      run,
+      await metaOf(fixture),
+      {
+        failed: true,
+        flagged: false,
+        reseed: false,
+      },
+      resume,
+    );
     expect(outcome.skipped).toEqual([{ jobId: trap, why: 'its BullMQ job is completed, not failed' }]);
     await ledger.recordResult(run, trap, trapRow);
     expect(outcome.requeued.map((job) => job.jobId)).toEqual([...failedIds].sort());
@@ -148,11 +158,18 @@ describe('depthq retry', () => {
     } finally {
       simulator.setFaults({ failureRate: 0 });
     }
-    const outcome = await retryRunJobs(oneAttempt, ledger, run, await metaOf(fixture), {
-      failed: true,
-      flagged: false,
-      reseed: false,
-    });
+    const outcome = await retryRunJobs(
+      oneAttempt,
+      ledger,
+      run,
+      await metaOf(fixture),
+      {
+        failed: true,
+        flagged: false,
+        reseed: false,
+      },
+      resume,
+    );
     expect(outcome.requeued).toHaveLength(4);
     expect(await waitForCounters(ledger, run, exactly({ succeeded: 4 }))).toMatchObject({ succeeded: 4, failed: 0 });
     const predictions = await listSimulatorPredictions(stack());
@@ -182,19 +199,33 @@ describe('depthq retry', () => {
     simulator.setFaults({ flaggedRate: 0 });
 
     await expect(
-      retryRunJobs(fixture.queue, fixture.ledger, fixture.run, await metaOf(fixture), {
-        failed: false,
-        flagged: true,
-        reseed: false,
-      }),
+      retryRunJobs(
+        fixture.queue,
+        fixture.ledger,
+        fixture.run,
+        await metaOf(fixture),
+        {
+          failed: false,
+          flagged: true,
+          reseed: false,
+        },
+        resume,
+      ),
     ).rejects.toThrow(/--flagged needs --reseed/);
 
     for (const run of [fixture, derived]) {
-      const outcome = await retryRunJobs(run.queue, run.ledger, run.run, await metaOf(run), {
-        failed: false,
-        flagged: true,
-        reseed: true,
-      });
+      const outcome = await retryRunJobs(
+        run.queue,
+        run.ledger,
+        run.run,
+        await metaOf(run),
+        {
+          failed: false,
+          flagged: true,
+          reseed: true,
+        },
+        resume,
+      );
       expect(outcome.skipped).toEqual([]);
       expect(outcome.requeued).toHaveLength(2);
       for (const requeued of outcome.requeued) {
