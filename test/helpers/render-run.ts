@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import { afterAll } from 'vitest';
 import { z } from 'zod';
 import { type Config, loadConfig } from '../../src/config/index.js';
-import { fluxDepthPro } from '../../src/core/models.js';
+import { fluxDepthPro, type ModelDefinition } from '../../src/core/models.js';
 import { buildRenderJob, type RenderJob } from '../../src/core/render-job.js';
 import { type RunCounters, RunLedger } from '../../src/ledger/run-ledger.js';
 import { makeControlImages } from '../../src/local/control-images.js';
@@ -46,6 +46,8 @@ export interface RenderRunOptions {
   /** Give every row a seed of its own (manifest seed) instead of a derived one. */
   readonly manifestSeeds?: boolean;
   readonly input?: Record<string, string | number | boolean>;
+  /** @defaultValue flux-depth-pro (with `steps: 15`); another model gets only `input` beside the prompt */
+  readonly model?: ModelDefinition;
 }
 
 /** The environment a worker (in-process or child) needs for this stack, plus fast timings for tests. */
@@ -89,8 +91,9 @@ export async function prepareRenderRun(stack: LocalStack, options: RenderRunOpti
   const redis = createProducerConnection(config.redisUrl);
   await connectProducer(redis);
   const ledger = new RunLedger(redis, prefix);
+  const model = options.model ?? fluxDepthPro;
   await ledger.createRun(run, {
-    model: fluxDepthPro.id,
+    model: model.id,
     budgetMicros: options.budgetMicros ?? null,
     manifest: { name: 'test.csv', sha256: '0'.repeat(64) },
     output: { bucket, prefix: 'out', keyTemplate: '{run}/{style}/{id}.{ext}' },
@@ -105,11 +108,11 @@ export async function prepareRenderRun(stack: LocalStack, options: RenderRunOpti
           run,
           rowId: image.name,
           style,
-          model: fluxDepthPro.id,
+          model: model.id,
           controlImage: { bucket, key: `controls/${image.name}.png` },
           input: {
             prompt: `${image.description}, ${style} style`,
-            steps: 15,
+            ...(model.id === fluxDepthPro.id ? { steps: 15 } : {}),
             ...(options.manifestSeeds ? { seed: 1_000 + index } : {}),
             ...options.input,
           },
@@ -119,7 +122,12 @@ export async function prepareRenderRun(stack: LocalStack, options: RenderRunOpti
       );
     }
   }
-  const queue = createRenderQueue(redis, prefix, defaultRenderQueueSettings);
+  // Jobs get their attempts when they are added, as `depthq ingest` adds them: DEPTHQ_JOB_ATTEMPTS, or the default.
+  const attempts = config.worker.attempts;
+  const queue = createRenderQueue(redis, prefix, {
+    ...defaultRenderQueueSettings,
+    ...(attempts === undefined ? {} : { attempts }),
+  });
   await enqueueRenderJobs(queue, ledger, run, jobs);
   return {
     prefix,
