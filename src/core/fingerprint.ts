@@ -20,7 +20,31 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-/** sha256 (hex) of the canonical JSON of an input: equal exactly when the inputs are equal as JSON values. */
+/**
+ * An http(s) URL without its query and fragment: a presigned control-image URL names its object (bucket and key) in the
+ * path, while the query is the signature — which a provider need not echo byte for byte (re-encoded, reordered).
+ */
+function withoutQuery(value: string): string {
+  if (!/^https?:\/\//i.test(value)) return value;
+  const end = value.search(/[?#]/);
+  return end === -1 ? value : value.slice(0, end);
+}
+
+function withUrlsWithoutQuery(value: unknown): unknown {
+  if (typeof value === 'string') return withoutQuery(value);
+  if (Array.isArray(value)) return value.map(withUrlsWithoutQuery);
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, withUrlsWithoutQuery(item)]));
+  }
+  return value;
+}
+
+/**
+ * sha256 (hex) of the canonical JSON of an input, URLs compared without their query: equal exactly when the inputs are
+ * equal as JSON values and name the same objects, whatever their signatures.
+ */
 export function inputFingerprint(input: unknown): string {
-  return createHash('sha256').update(canonicalJson(input)).digest('hex');
+  return createHash('sha256')
+    .update(canonicalJson(withUrlsWithoutQuery(input)))
+    .digest('hex');
 }

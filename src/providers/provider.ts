@@ -18,6 +18,27 @@ export abstract class ProviderCallError extends Error {
   abstract get nothingCreated(): boolean;
 }
 
+/**
+ * A create failed after an earlier send of it had an unknown outcome (no answer, a 5xx): whatever the last answer says,
+ * the earlier send may have created a prediction, so this never claims that nothing was created. Classified by the
+ * last failure's facts (a 429 on the reconciling list is still a throttle).
+ */
+export class CreateOutcomeUnknownError extends ProviderCallError {
+  override readonly name = 'CreateOutcomeUnknownError';
+
+  constructor(readonly last: ProviderCallError) {
+    super(`${last.message} (after a send whose outcome is unknown: a prediction may exist)`, { cause: last });
+  }
+
+  get facts(): FailureFacts {
+    return this.last.facts;
+  }
+
+  get nothingCreated(): boolean {
+    return false;
+  }
+}
+
 export const predictionStatusSchema = z.enum(['starting', 'processing', 'succeeded', 'failed', 'canceled', 'aborted']);
 export type PredictionStatus = z.infer<typeof predictionStatusSchema>;
 
@@ -57,6 +78,11 @@ export interface CreatePredictionRequest {
   readonly cancelAfterMs?: number;
   readonly webhook?: { readonly url: string; readonly events: readonly ('start' | 'output' | 'logs' | 'completed')[] };
   readonly signal?: AbortSignal;
+  /**
+   * Called before every re-send of this create (after a send whose outcome was unknown and that reconciliation did not
+   * find): the caller's fence. It throws to stop — e.g. when the job's lock was lost, so another worker owns the create.
+   */
+  readonly beforeResend?: (send: number) => Promise<void>;
 }
 
 export interface CreatedPrediction {
@@ -81,12 +107,16 @@ export interface ImageModelProvider {
   listCreatedBetween(since: Date, until: Date, signal?: AbortSignal): AsyncGenerator<Prediction>;
   /** The prediction of `model` created since `since` whose input equals `input` exactly, if one exists. */
   findByInput(model: ModelId, input: ModelInput, since: Date, signal?: AbortSignal): Promise<Prediction | undefined>;
-  /** The same, by the input's `inputFingerprint`: what a job that crashed mid-create kept of what it sent. */
+  /**
+   * The same, by the input's `inputFingerprint`: what a job that crashed mid-create kept of what it sent. Looks only at
+   * predictions created in [since, until] (`until` defaults to now + the clock skew).
+   */
   findByFingerprint(
     model: ModelId,
     fingerprint: string,
     since: Date,
     signal?: AbortSignal,
+    until?: Date,
   ): Promise<Prediction | undefined>;
   /** Resolves once the prediction is succeeded, failed, canceled or aborted, polling with growing intervals. */
   awaitTerminal(prediction: Prediction, options?: AwaitOptions): Promise<Prediction>;

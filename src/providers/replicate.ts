@@ -14,9 +14,11 @@ import { ProviderHttpError, ProviderNetworkError } from './http-errors.js';
 import {
   type AwaitOptions,
   type CreatedPrediction,
+  CreateOutcomeUnknownError,
   type CreatePredictionRequest,
   type ImageModelProvider,
   type Prediction,
+  ProviderCallError,
   predictionSchema,
   terminalStatuses,
 } from './provider.js';
@@ -104,8 +106,10 @@ export class ReplicateProvider implements ImageModelProvider {
       body.webhook_events_filter = [...request.webhook.events];
     }
     const sentAt = this.now();
-    for (let attempt = 1; ; attempt++) {
+    let outcomeUnknown = false;
+    for (let send = 1; ; send++) {
       try {
+        if (send > 1) await request.beforeResend?.(send);
         const response = await this.client.request(`/models/${request.model}/predictions`, {
           method: 'POST',
           headers,
@@ -114,16 +118,26 @@ export class ReplicateProvider implements ImageModelProvider {
         });
         return { prediction: predictionSchema.parse(await response.json()), adopted: false };
       } catch (error) {
-        if (!isOutcomeUnknown(error) || request.signal?.aborted) throw error;
-        const found = await this.findByInput(
-          request.model,
-          request.input,
-          new Date(sentAt - this.clockSkewMs),
-          request.signal,
-        );
+        // Once a send's outcome was unknown, no later answer (a 4xx to a re-send, a 429 on the list) can say that
+        // nothing was created: only finding the prediction, or the caller's own reconciliation, can settle it.
+        const failure =
+          outcomeUnknown && error instanceof ProviderCallError ? new CreateOutcomeUnknownError(error) : error;
+        if (!isOutcomeUnknown(error) || request.signal?.aborted) throw failure;
+        outcomeUnknown = true;
+        let found: Prediction | undefined;
+        try {
+          found = await this.findByInput(
+            request.model,
+            request.input,
+            new Date(sentAt - this.clockSkewMs),
+            request.signal,
+          );
+        } catch (lookupError) {
+          throw lookupError instanceof ProviderCallError ? new CreateOutcomeUnknownError(lookupError) : lookupError;
+        }
         if (found) return { prediction: found, adopted: true };
-        if (attempt >= this.maxCreateAttempts) throw error;
-        await this.sleep(this.poll.initialMs * 2 ** (attempt - 1) * (0.5 + this.random() / 2), request.signal);
+        if (send >= this.maxCreateAttempts) throw failure;
+        await this.sleep(this.poll.initialMs * 2 ** (send - 1) * (0.5 + this.random() / 2), request.signal);
       }
     }
   }
@@ -138,12 +152,21 @@ export class ReplicateProvider implements ImageModelProvider {
     return predictionSchema.parse(raw);
   }
 
+  /**
+   * Replicate lists newest first. The window is also sent as filters, but paging stops on its own once a page reaches
+   * predictions older than `since`: a server that ignores the filters must not make a lookup page through an hour of an
+   * account's predictions (hundreds of pages against a 3,000 GET/min limit). An item that does not parse (a foreign
+   * prediction with a status or field depthq does not know) is skipped: it cannot be one of depthq's, and one odd
+   * prediction must not make every reconciliation fail.
+   */
   async *listCreatedBetween(since: Date, until: Date, signal?: AbortSignal): AsyncGenerator<Prediction> {
     let route: string | URL = '/predictions';
     let params: Record<string, string> | undefined = {
       created_after: since.toISOString(),
       created_before: until.toISOString(),
     };
+    const sinceMs = since.getTime();
+    const untilMs = until.getTime();
     for (;;) {
       const response = await this.client.request(route, {
         method: 'GET',
@@ -151,8 +174,19 @@ export class ReplicateProvider implements ImageModelProvider {
         ...(signal ? { signal } : {}),
       });
       const page = (await response.json()) as { results?: unknown[]; next?: string | null };
-      for (const item of page.results ?? []) yield predictionSchema.parse(item);
-      if (!page.next) return;
+      let pastWindow = false;
+      for (const item of page.results ?? []) {
+        const parsed = predictionSchema.safeParse(item);
+        if (!parsed.success) continue;
+        const createdMs = Date.parse(parsed.data.created_at);
+        if (createdMs < sinceMs) {
+          pastWindow = true;
+          continue;
+        }
+        if (createdMs > untilMs) continue;
+        yield parsed.data;
+      }
+      if (!page.next || pastWindow) return;
       // `next` is a full URL that already carries the cursor and the filters.
       route = new URL(page.next);
       params = undefined;
@@ -168,8 +202,8 @@ export class ReplicateProvider implements ImageModelProvider {
     fingerprint: string,
     since: Date,
     signal?: AbortSignal,
+    until: Date = new Date(this.now() + this.clockSkewMs),
   ): Promise<Prediction | undefined> {
-    const until = new Date(this.now() + this.clockSkewMs);
     for await (const prediction of this.listCreatedBetween(since, until, signal)) {
       if (prediction.model !== undefined && prediction.model !== model) continue;
       if (prediction.input && inputFingerprint(prediction.input) === fingerprint) return prediction;

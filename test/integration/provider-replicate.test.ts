@@ -5,6 +5,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { fluxDepthPro, type ModelInput, validateModelInput } from '../../src/core/models.js';
 import { ProviderHttpError, ProviderNetworkError } from '../../src/providers/http-errors.js';
+import { CreateOutcomeUnknownError } from '../../src/providers/provider.js';
 import { AwaitDeadlineError, ReplicateProvider } from '../../src/providers/replicate.js';
 import type { RetryNotice } from '../../src/providers/transport.js';
 import { type RunningSimulator, startSimulator } from '../../src/sim/index.js';
@@ -248,6 +249,95 @@ describe('ReplicateProvider', () => {
       listed.push(item.created_at);
     expect(listed.length).toBeGreaterThanOrEqual(1);
     expect([...listed].sort().reverse()).toEqual(listed);
+  });
+
+  it('never says "nothing was created" after a send whose outcome is unknown, even when the list is throttled', async () => {
+    let creates = 0;
+    const lostThenThrottled: typeof fetch = async (input, init) => {
+      const url = input instanceof Request ? input.url : input.toString();
+      if (isCreate(input, init)) {
+        creates += 1;
+        const response = await fetch(input, init);
+        await response.arrayBuffer();
+        throw new TypeError('fetch failed', { cause: Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' }) });
+      }
+      if (url.includes('/predictions?') || url.endsWith('/predictions')) {
+        return new Response(JSON.stringify({ detail: 'Request was throttled.', retry_after: 1 }), {
+          status: 429,
+          headers: { 'Content-Type': 'application/json', 'Retry-After': '1' },
+        });
+      }
+      return fetch(input, init);
+    };
+    const provider = new ReplicateProvider({
+      apiToken: 'test-token',
+      baseUrl: simulator.baseUrl,
+      transport: { fetch: lostThenThrottled, policy: { baseDelayMs: 5, maxDelayMs: 10, maxAttempts: 1 } },
+    });
+    const error = await provider
+      .create({ model: fluxDepthPro.id, input: uniqueInput(), waitSeconds: 5 })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CreateOutcomeUnknownError);
+    const unknown = error as CreateOutcomeUnknownError;
+    expect(unknown.nothingCreated).toBe(false);
+    // Classified by the last answer: the queue still honours the throttle.
+    expect(unknown.facts).toMatchObject({ httpStatus: 429 });
+    expect(creates).toBe(1);
+  });
+
+  it('asks the caller before every re-send, and sends nothing more when the caller refuses', async () => {
+    let creates = 0;
+    const refused: typeof fetch = async (input, init) => {
+      if (isCreate(input, init)) {
+        creates += 1;
+        throw new TypeError('fetch failed', { cause: Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }) });
+      }
+      return fetch(input, init);
+    };
+    const provider = providerFor({ fetch: refused });
+    const asked: number[] = [];
+    const lockLost = new Error('lock lost');
+    const error = await provider
+      .create({
+        model: fluxDepthPro.id,
+        input: uniqueInput(),
+        beforeResend: async (send) => {
+          asked.push(send);
+          throw lockLost;
+        },
+      })
+      .catch((e: unknown) => e);
+    expect(error).toBe(lockLost);
+    expect(asked).toEqual([2]);
+    expect(creates).toBe(1);
+  });
+
+  it('stops listing once past the window and skips predictions it cannot read', async () => {
+    const provider = providerFor();
+    const input = uniqueInput();
+    const { prediction } = await provider.create({ model: fluxDepthPro.id, input, waitSeconds: 10 });
+    const createdMs = Date.parse(prediction.created_at);
+    const pagesAsked: string[] = [];
+    const foreign = { id: 'foreign', status: 'queued-somewhere', created_at: prediction.created_at, input: {} };
+    const old = { ...prediction, id: 'old', created_at: new Date(createdMs - 3_600_000).toISOString() };
+    const serving: typeof fetch = async (request, init) => {
+      const url = request instanceof Request ? request.url : request.toString();
+      if ((init?.method ?? 'GET') === 'GET' && new URL(url).pathname.endsWith('/predictions')) {
+        pagesAsked.push(url);
+        // A server that ignores the filters: this page reaches an hour back, and says there are more.
+        const body = { results: [foreign, prediction, old], next: `${simulator.baseUrl}/predictions?cursor=more` };
+        return new Response(JSON.stringify(body), { status: 200, headers: { 'Content-Type': 'application/json' } });
+      }
+      return fetch(request, init);
+    };
+    const lister = providerFor({ fetch: serving });
+    const since = new Date(createdMs - 60_000);
+    const found = await lister.findByInput(fluxDepthPro.id, input, since);
+    expect(found?.id).toBe(prediction.id);
+    const missing = await lister.findByInput(fluxDepthPro.id, { ...input, seed: 1 }, since);
+    expect(missing).toBeUndefined();
+    // One page per lookup: the second stopped at the prediction older than the window instead of following `next`.
+    expect(pagesAsked).toHaveLength(2);
   });
 
   it('sends Cancel-After so a prediction that has not started by then is aborted', async () => {
