@@ -17,6 +17,7 @@ import type { RenderOutcome } from '../src/pipeline/render.js';
 import { createRenderProcessor, defaultPipelineSettings } from '../src/pipeline/render.js';
 import { ReplicateProvider } from '../src/providers/replicate.js';
 import { closeConnection, createWorkerConnection } from '../src/queue/connections.js';
+import { holdQueueRateLimit } from '../src/queue/rate-limit.js';
 import {
   createRenderQueue,
   defaultRenderQueueSettings,
@@ -186,7 +187,12 @@ export async function startRenderWorker(
     ledger: new RunLedger(workerConnection, config.prefix),
     redis: workerConnection,
     queueKeyPrefix: queueKeyPrefixOf(config.prefix),
-    rateLimit: (ms) => queue.rateLimit(ms),
+    rateLimit: (ms) =>
+      holdQueueRateLimit(queueConnection, {
+        queueKeyPrefix: queueKeyPrefixOf(config.prefix),
+        ms,
+        limiterMax: settings.createsPerMinute,
+      }).then(() => undefined),
     logger,
     settings: {
       ...(config.worker.createWaitSeconds !== undefined ? { createWaitSeconds: config.worker.createWaitSeconds } : {}),
