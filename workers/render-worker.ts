@@ -16,6 +16,7 @@ import { createLogger, type Logger } from '../src/logging/logger.js';
 import type { RenderOutcome } from '../src/pipeline/render.js';
 import { createRenderProcessor, defaultPipelineSettings } from '../src/pipeline/render.js';
 import { ReplicateProvider } from '../src/providers/replicate.js';
+import { defaultRetryPolicy } from '../src/providers/transport.js';
 import { closeConnection, createWorkerConnection } from '../src/queue/connections.js';
 import { holdQueueRateLimit } from '../src/queue/rate-limit.js';
 import {
@@ -202,6 +203,10 @@ export async function startRenderWorker(
       retryCapMs: Math.max(defaultPipelineSettings.retryCapMs, settings.backoffBaseMs),
       providerRetentionMs: config.replicate.retentionMs,
       retentionMarginMs: config.replicate.retentionMarginMs,
+      // One send of a create stays in flight at most the transport's timeout plus its `Prefer: wait` hold.
+      longestCreateSendMs:
+        defaultRetryPolicy.requestTimeoutMs +
+        (config.worker.createWaitSeconds ?? defaultPipelineSettings.createWaitSeconds) * 1000,
     },
   });
   const worker = new Worker<RenderJobData, RenderOutcome>(RENDER_QUEUE_NAME, processor, {

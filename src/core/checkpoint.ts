@@ -43,7 +43,20 @@ export const checkpointSchema = z.object({
    * a credential) and when. A job resumed with this and no `predictionId` may have paid for a prediction whose id it
    * never saw: it looks for it by fingerprint before it creates anything.
    */
-  creating: z.object({ fingerprint: z.string().regex(/^[0-9a-f]{64}$/), sentAt: z.iso.datetime() }).optional(),
+  creating: z
+    .object({
+      fingerprint: z.string().regex(/^[0-9a-f]{64}$/),
+      /** When the first send of the create left. */
+      sentAt: z.iso.datetime(),
+      /** When the latest re-send left (after a send whose outcome was unknown). */
+      lastSentAt: z.iso.datetime().optional(),
+      /**
+       * By then every send of this create had ended here (timed out, reset or aborted) without an answer that settles
+       * it. Absent after a crash mid-send: the POST may then be in flight until the latest send + the longest send.
+       */
+      sendsEndedAt: z.iso.datetime().optional(),
+    })
+    .optional(),
   /** The prediction this attempt is waiting for. Cleared when a failure calls for a new prediction. */
   predictionId: z.string().min(1).optional(),
   /**

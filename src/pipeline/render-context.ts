@@ -77,6 +77,12 @@ export interface PipelineSettings {
   readonly parkDelayMs: number;
   /** Clock skew allowed between this machine and the provider when listing predictions by creation time. */
   readonly clockSkewMs: number;
+  /**
+   * The longest one send of a create can stay in flight: the transport's per-request timeout plus the `Prefer: wait`
+   * hold. Until a lost create's latest send + this + the clock skew, a lookup that finds nothing proves nothing: the
+   * POST may still arrive.
+   */
+  readonly longestCreateSendMs: number;
 }
 
 export const defaultPipelineSettings: PipelineSettings = {
@@ -90,6 +96,7 @@ export const defaultPipelineSettings: PipelineSettings = {
   retryCapMs: 30_000,
   parkDelayMs: 10 * 60_000,
   clockSkewMs: 60_000,
+  longestCreateSendMs: 90_000,
 };
 
 /** What the steps need from outside the job. */

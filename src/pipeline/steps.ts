@@ -21,6 +21,7 @@ import {
   sightingOf,
   terminalStatuses,
 } from '../providers/provider.js';
+import { LockLostError } from '../queue/fenced-checkpoint.js';
 import { finishCanceled } from './endings.js';
 import { type JobResult, type RenderJobState, rowOf, type StepDeps } from './render-context.js';
 import { outcomeOf, sidecarOf } from './sidecar.js';
@@ -96,30 +97,50 @@ const reserve: Step = async (deps, job) => {
   return undefined;
 };
 
-/** A create was sent (or was about to be) by an attempt that never saw its answer: find it before paying again. */
+/**
+ * A create was sent (or was about to be) by an attempt that never saw its answer: find it before paying again. The
+ * lookup covers [first send − skew, end of the last send + skew]. While a send may still be in flight (its worker died
+ * mid-send, or lost its lock during a network flap: up to the latest send + the longest send), finding nothing proves
+ * nothing, so the job waits, without spending an attempt, and looks again. After, nothing found means the create most
+ * likely never arrived: the job creates anew, marked `orphanSuspected` so the invoice can be checked.
+ */
 const adopt: Step = async (deps, job) => {
   const creating = job.checkpoint.creating;
   job.progress = { ...job.progress, lookedForLostCreate: true };
   if (creating === undefined) return undefined;
-  const { providerRetentionMs, clockSkewMs } = deps.settings;
+  const { providerRetentionMs, clockSkewMs, longestCreateSendMs } = deps.settings;
   const sentAt = Date.parse(creating.sentAt);
   if (deps.now() - sentAt >= providerRetentionMs - clockSkewMs) {
     job.log.warn({ sentAt: creating.sentAt }, 'saved input is past the provider retention: orphan suspected');
     await job.save({ ...job.checkpoint, orphanSuspected: true });
     return undefined;
   }
+  // Until this instant (this machine's clock) the POST may still reach the provider; its created_at is then at most
+  // this + the clock skew (the provider's clock).
+  const inFlightUntil =
+    creating.sendsEndedAt === undefined
+      ? Date.parse(creating.lastSentAt ?? creating.sentAt) + longestCreateSendMs
+      : Date.parse(creating.sendsEndedAt);
   const found = await deps.provider.findByFingerprint(
     job.model.id,
     creating.fingerprint,
     new Date(sentAt - clockSkewMs),
     job.signal,
+    new Date(inFlightUntil + clockSkewMs),
   );
   if (found !== undefined) {
     job.log.info({ predictionId: found.id }, 'adopted the prediction a previous attempt created');
     await job.save(withCurrentPrediction(job.checkpoint, found.id, found.created_at));
     job.pending = found;
     job.sighting = sightingOf(found);
+    return undefined;
   }
+  if (deps.now() < inFlightUntil) {
+    job.log.info({ sentAt: creating.sentAt, untilMs: inFlightUntil }, 'a lost create may still be in flight: waiting');
+    return { kind: 'parked', untilMs: inFlightUntil };
+  }
+  job.log.warn({ sentAt: creating.sentAt }, 'a lost create was not found: creating anew, orphan suspected');
+  await job.save({ ...job.checkpoint, orphanSuspected: true });
   return undefined;
 };
 
@@ -140,12 +161,22 @@ const create: Step = async (deps, job) => {
       waitSeconds: createWaitSeconds,
       cancelAfterMs,
       ...(signal ? { signal } : {}),
+      // The fence, again, before every re-send: a worker that lost the job since the first send sends nothing more.
+      beforeResend: async () => {
+        const sent = job.checkpoint.creating;
+        if (sent === undefined) throw new TransientJobError('the create mark is gone: not sending again');
+        await job.save({ ...job.checkpoint, creating: { ...sent, lastSentAt: new Date(deps.now()).toISOString() } });
+      },
     });
   } catch (error) {
-    // The provider's answer says nothing was created (a 4xx): the next attempt need not look for it.
+    const sent = job.checkpoint.creating;
     if (error instanceof ProviderCallError && error.nothingCreated) {
+      // The provider's answer says nothing was created (a 4xx): the next attempt need not look for it.
       const { creating: _refused, ...rest } = job.checkpoint;
       await job.save(rest);
+    } else if (!(error instanceof LockLostError) && sent !== undefined) {
+      // Every send has ended here (timed out, reset, aborted): from now on, a lookup that finds nothing is conclusive.
+      await job.save({ ...job.checkpoint, creating: { ...sent, sendsEndedAt: new Date(deps.now()).toISOString() } });
     }
     throw error;
   }

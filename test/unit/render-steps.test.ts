@@ -80,10 +80,36 @@ describe('the happy path: gate → reserve → create → await → store → re
     expect(ledger.lastRow()?.predictionIds).toEqual(['p5']);
   });
 
-  it('creates again when the lost create is not found', async () => {
-    const { deps, provider } = harness();
-    const job = queued({ ...emptyCheckpoint, creating: { fingerprint, sentAt: new Date(T0 - 1000).toISOString() } });
+  it('creates again, orphan suspected, when a lost create whose sends ended is not found', async () => {
+    const { deps, provider, ledger } = harness();
+    const at = new Date(T0 - 1000).toISOString();
+    const job = queued({ ...emptyCheckpoint, creating: { fingerprint, sentAt: at, sendsEndedAt: at } });
     expect(await runRenderJob(deps, job)).toMatchObject({ kind: 'succeeded' });
+    expect(provider.creates).toHaveLength(1);
+    expect(ledger.lastRow()).toMatchObject({ status: 'succeeded', orphanSuspected: true });
+  });
+
+  it('waits, spending no attempt, while a lost create may still be in flight', async () => {
+    const { deps, provider } = harness();
+    const sentMs = T0 - 1000;
+    const job = queued({ ...emptyCheckpoint, creating: { fingerprint, sentAt: new Date(sentMs).toISOString() } });
+    const result = await runRenderJob(deps, job);
+    expect(result).toEqual({ kind: 'parked', untilMs: sentMs + deps.settings.longestCreateSendMs });
+    expect(provider.creates).toHaveLength(0);
+  });
+
+  it('a re-send counts from when it left', async () => {
+    const { deps, provider, clock } = harness();
+    const lastMs = T0 - 1000;
+    const creating = {
+      fingerprint,
+      sentAt: new Date(T0 - 10 * deps.settings.longestCreateSendMs).toISOString(),
+      lastSentAt: new Date(lastMs).toISOString(),
+    };
+    const result = await runRenderJob(deps, queued({ ...emptyCheckpoint, creating }));
+    expect(result).toEqual({ kind: 'parked', untilMs: lastMs + deps.settings.longestCreateSendMs });
+    clock.now = lastMs + deps.settings.longestCreateSendMs;
+    expect(await runRenderJob(deps, queued({ ...emptyCheckpoint, creating }))).toMatchObject({ kind: 'succeeded' });
     expect(provider.creates).toHaveLength(1);
   });
 });
@@ -201,7 +227,10 @@ describe('creates', () => {
     provider.createFailures = [new ProviderNetworkError('POST', 'https://api.test/v1', 'ETIMEDOUT')];
     const job = queued(emptyCheckpoint, 2, 3);
     expect(await runRenderJob(deps, job)).toMatchObject({ kind: 'retry' });
-    expect(job.checkpoint()).toHaveProperty('creating');
+    // The mark stays, with when its sends ended: the next attempt looks for it at once, and waits for nothing.
+    expect(job.checkpoint()).toMatchObject({
+      creating: { fingerprint: expect.any(String), sendsEndedAt: expect.any(String) },
+    });
     expect(ledger.money()).toMatchObject({ reserved: 0, possiblyBilled: reservation });
   });
 
