@@ -289,11 +289,14 @@ const recordResult: LuaScript = {
     ARGV[1] job id
     ARGV[2] the row's status (the same as the JSON's "status")
     ARGV[3] the row as JSON
+    ARGV[4] '' to write whatever is stored; or the row the job must still have, as JSON (rows are always written as
+            the same canonical JSON of the same schema, so equal rows are equal strings): a compare-and-set
 
   Output:
     {'no-run'}
     {'new', ''}                  first row of this job: +1 status, +1 total
     {'updated', previousStatus}  previousStatus is '' when the stored row had no readable status
+    {'changed', ''}              ARGV[4] was given and the stored row is another one (or none): nothing written
 ]]
 local rcall = redis.call
 if rcall('EXISTS', KEYS[1]) == 0 then return {'no-run'} end
@@ -301,6 +304,7 @@ local jobId = ARGV[1]
 local status = ARGV[2]
 
 local old = rcall('HGET', KEYS[2], jobId)
+if ARGV[4] ~= '' and old ~= ARGV[4] then return {'changed', ''} end
 rcall('HSET', KEYS[2], jobId, ARGV[3])
 if not old then
   rcall('HINCRBY', KEYS[3], status, 1)
@@ -409,6 +413,7 @@ export interface LedgerCommands {
     jobId: string,
     status: string,
     rowJson: string,
+    expectedRowJson: string,
   ): ScriptReply;
   depthqLedgerRegisterJobs(meta: string, results: string, counters: string, ...jobIdsAndRows: string[]): ScriptReply;
 }

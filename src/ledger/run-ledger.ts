@@ -595,12 +595,40 @@ export class RunLedger {
       checkJobId(jobId),
       valid.status,
       JSON.stringify(valid),
+      '',
     );
     const [outcome, previous] = replyParts(reply, 'recordResult');
     if (outcome === 'no-run') throw new RunNotFoundError(run);
     if (outcome === 'new') return { previousStatus: null };
     const status = RESULT_STATUSES.find((known) => known === previous);
     return { previousStatus: status ?? null };
+  }
+
+  /**
+   * Replaces the job's row with `row` only while the stored row is still exactly `expected` (compare-and-set, in one
+   * step with its counter): how `depthq retry` writes `queued` after BullMQ moved the job, without overwriting a row a
+   * worker wrote in between. Returns whether it was written.
+   */
+  async replaceResultIf(run: string, jobId: string, expected: ResultRow, row: ResultRow): Promise<boolean> {
+    const keys = this.#keys(run);
+    const valid = resultRowSchema.parse(row);
+    const reply = await this.#redis.depthqLedgerRecordResult(
+      keys.meta,
+      keys.results,
+      keys.counters,
+      checkJobId(jobId),
+      valid.status,
+      JSON.stringify(valid),
+      // Rows are stored as JSON.stringify of the schema's output, whose keys follow the schema: equal rows, equal text.
+      JSON.stringify(resultRowSchema.parse(expected)),
+    );
+    const [outcome] = replyParts(reply, 'recordResult');
+    if (outcome === 'no-run') throw new RunNotFoundError(run);
+    if (outcome === 'changed') return false;
+    if (outcome !== 'new' && outcome !== 'updated') {
+      throw new LedgerDataError(`recordResult replied with an unknown outcome ${JSON.stringify(outcome)}`);
+    }
+    return true;
   }
 
   /**

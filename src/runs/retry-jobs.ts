@@ -12,7 +12,8 @@
  * - a job with no prediction, a failed one, one past the provider's retention, or a reseeded one, starts anew: its
  *   settlement is cleared (`clearSettlement`: its money stays counted) and the new life reserves and settles its own;
  * - either way the ids of every prediction made so far are kept (the invoice lists them), once each;
- * - its ledger row goes back to `queued` (the counters move with it).
+ * - its ledger row goes back to `queued` (the counters move with it) once BullMQ moved it, and only over the row it had:
+ *   a retry that BullMQ refuses (another retry moved the job first) leaves the row as it is.
  * Each retry starts with a fresh set of attempts (`resetAttemptsMade`): the row's `attempts` then counts the attempts
  * since the retry, and `predictionIds` keeps the whole history.
  *
@@ -178,15 +179,27 @@ async function retryOne(
   await job.updateData({ ...job.data, ...next.job, checkpoint });
   // Resuming its prediction, the job settles again by what it turns out to be: its settlement goes back to being its
   // reservation. Starting anew, the first life's money stays counted and the new life reserves and settles its own.
-  if (resumesPrediction) await ledger.reopenSettlement(run, jobId);
-  else await ledger.clearSettlement(run, jobId);
-  await ledger.recordResult(run, jobId, queuedRowOf(row, next.job, checkpoint));
+  // Before the move: once the job waits, a worker may reserve at once, and must find the reopened reservation.
+  const reopened = resumesPrediction ? await ledger.reopenSettlement(run, jobId) : undefined;
+  if (!resumesPrediction) await ledger.clearSettlement(run, jobId);
   try {
     await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
   } catch (error) {
-    // Another `depthq retry` moved it first: it is queued either way.
-    return { jobId, why: `BullMQ did not move it back to waiting: ${coerceError(error).message}` };
+    const state = await job.getState().catch(() => 'unknown');
+    if (state === 'failed' && reopened !== undefined) {
+      // This retry did not happen: the reopened settlement is settled again with what it counted, so the failed job's
+      // money is where it was (a cleared settlement needs nothing: its money stayed counted).
+      await ledger.settle(run, jobId, { spent: reopened.spent, possiblyBilled: reopened.possiblyBilled });
+    }
+    const why = state === 'failed' ? 'it is still failed' : `it is ${state} (another retry moved it first)`;
+    return {
+      jobId,
+      why: `BullMQ did not move it back to waiting (${why}): ${coerceError(error).message}; its ledger row is unchanged`,
+    };
   }
+  // Written after the move, so the row never says `queued` for a job BullMQ did not requeue; and only over the row read
+  // above, so a row a worker already wrote for the requeued job (`running`, `succeeded` …) is never overwritten.
+  await ledger.replaceResultIf(run, jobId, row, queuedRowOf(row, next.job, checkpoint));
   return {
     jobId,
     status,
