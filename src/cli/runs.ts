@@ -253,7 +253,12 @@ export function registerRunCommands(program: Command): void {
     .command('resume')
     .description('start a paused run again; its parked jobs are released at once')
     .argument('<run>', 'the run id')
-    .addHelpText('after', CONFIG_HINT)
+    .addHelpText(
+      'after',
+      '\nA run pauses itself when Replicate refuses the account (a bad token, no credit, a model gone; `depthq status`\n' +
+        'says which): fix that, then resume. If it is not fixed, the run pauses again at the next refused request.' +
+        CONFIG_HINT,
+    )
     .action(async (run: string) => {
       await withRunContext(loadConfig(), async ({ ledger, queue, requireRun }) => {
         await requireRun(run);
@@ -261,6 +266,9 @@ export function registerRunCommands(program: Command): void {
         say(
           `run ${run} ${change.previous === 'active' ? 'was not paused' : 'resumed'}: ${change.released} parked jobs released`,
         );
+        if (change.clearedCause !== undefined) {
+          say(`it had paused itself (${change.clearedCause.reason}): ${change.clearedCause.message}`);
+        }
       });
     });
 

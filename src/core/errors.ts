@@ -1,9 +1,11 @@
 /**
  * depthq's error classes and the one pure function that decides what a failure means for a render job.
  *
- * Every failure ends in exactly one of four outcomes, decided by `classifyFailure` from plain data (HTTP status, body,
+ * Every failure ends in exactly one of five outcomes, decided by `classifyFailure` from plain data (HTTP status, body,
  * headers, network error code, prediction end state) so the decision is unit-tested without a server:
- * - fatal: retrying cannot help (bad token, invalid input) → BullMQ `UnrecoverableError`, no attempt wasted;
+ * - fatal: retrying this job cannot help (invalid input) → BullMQ `UnrecoverableError`, no attempt wasted;
+ * - account: the *account* is refused (401/403 token, 402 credit, 404 model or API gone) → every job would fail the same
+ *   way, so the run is paused until a person fixes it and runs `depthq resume`;
  * - transient: a later attempt may succeed → retried (inside the job once a prediction exists, else by BullMQ);
  * - throttled: the *account* is over its rate limit → the whole queue waits `retryAfterMs`, no attempt spent;
  * - flagged: the content filter refused this input and seed → retrying the same request is pointless.
@@ -182,6 +184,8 @@ export interface FailureFacts {
 
 export type FailureClass =
   | { readonly kind: 'fatal'; readonly reason: string }
+  /** Every request of the account fails the same way until a person acts; `reason` says what to fix. */
+  | { readonly kind: 'account'; readonly httpStatus: number; readonly reason: string }
   | { readonly kind: 'transient'; readonly reason: string }
   | { readonly kind: 'throttled'; readonly retryAfterMs: number; readonly reason: string }
   | { readonly kind: 'flagged'; readonly reason: string };
@@ -242,16 +246,33 @@ function classifyHttpStatus(status: number, facts: FailureFacts): FailureClass {
       reason: `Replicate throttled the request (HTTP 429)${said}; the queue waits ${formatSeconds(retryAfterMs)}.`,
     };
   }
+  // Account-level answers: the same for every job, so failing jobs one by one would only spend their attempts.
   if (status === 401 || status === 403) {
     return {
-      kind: 'fatal',
-      reason: `Replicate refused the API token (HTTP ${status})${said}; check REPLICATE_API_TOKEN.`,
+      kind: 'account',
+      httpStatus: status,
+      reason:
+        `Replicate refused the API token (HTTP ${status})${said}; ` +
+        'set a valid REPLICATE_API_TOKEN for the workers and restart them.',
+    };
+  }
+  if (status === 402) {
+    return {
+      kind: 'account',
+      httpStatus: status,
+      reason:
+        `Replicate refused for lack of credit (HTTP 402)${said}; ` +
+        'add credit at https://replicate.com/account/billing.',
     };
   }
   if (status === 404) {
+    // Predictions depthq made never 404 for the account that made them: the model, the API URL or the account changed.
     return {
-      kind: 'fatal',
-      reason: `Replicate answered HTTP 404${said}; check the model id and REPLICATE_BASE_URL.`,
+      kind: 'account',
+      httpStatus: status,
+      reason:
+        `Replicate answered HTTP 404${said}; ` +
+        "check the run's model still exists on Replicate, REPLICATE_BASE_URL and REPLICATE_API_TOKEN.",
     };
   }
   if (status === 422) {
@@ -262,7 +283,7 @@ function classifyHttpStatus(status: number, facts: FailureFacts): FailureClass {
     return { kind: 'transient', reason: `Replicate answered HTTP ${status}${said}; retrying later.` };
   }
   if (status >= 400 && status <= 499) {
-    // 400, 402 (no credit) and the other client errors do not fix themselves; a person has to act.
+    // 400 and the other client errors are this request's own: the job fails, the run goes on.
     return { kind: 'fatal', reason: `Replicate refused the request (HTTP ${status})${said}.` };
   }
   return { kind: 'transient', reason: `Unexpected HTTP status ${status}${said}; retrying later.` };

@@ -426,6 +426,11 @@ export interface LedgerKeys {
   readonly settlements: string;
   /** String: the run's state, `active` (or absent), `paused` or `canceled`; workers read it before starting a job. */
   readonly state: string;
+  /**
+   * Hash: why depthq itself paused the run (`reason`, `message` saying what to fix, `at`), e.g. an account Replicate
+   * refuses; absent when the run is active or was paused by hand. Cleared when the state changes from `paused`.
+   */
+  readonly pause: string;
 }
 
 function checkKeyPrefix(prefix: string): string {
@@ -446,6 +451,7 @@ export function ledgerKeys(prefix: string, run: string): LedgerKeys {
     reservations: `${base}:reservations`,
     settlements: `${base}:settlements`,
     state: `${base}:state`,
+    pause: `${base}:pause`,
   };
 }
 

@@ -102,6 +102,24 @@ export interface RunMetaDifference {
 export const RUN_STATES = ['active', 'paused', 'canceled'] as const;
 export type RunState = (typeof RUN_STATES)[number];
 
+/** Why depthq paused a run by itself (an account Replicate refuses): shown by `depthq status`, cleared by `resume`. */
+export interface PauseCause {
+  /** A short word, e.g. `account`. */
+  readonly reason: string;
+  /** What happened and what to fix. */
+  readonly message: string;
+  /** ISO 8601: when it was last seen. */
+  readonly at: string;
+}
+
+export interface PauseOutcome {
+  /** The state before: `canceled` means the run stayed canceled (final) and nothing was recorded. */
+  readonly previous: RunState;
+  readonly current: RunState;
+  /** True when the run was not already paused for this reason: the caller reports it, the others stay quiet. */
+  readonly newCause: boolean;
+}
+
 export const RESULT_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'flagged', 'parked', 'canceled'] as const;
 export type ResultStatus = (typeof RESULT_STATUSES)[number];
 
@@ -552,18 +570,59 @@ export class RunLedger {
     return RUN_STATES.find((state) => state === stored) ?? 'active';
   }
 
-  /** Changes the run's state; `canceled` is final (a canceled run is never made active or paused again). */
+  /**
+   * Changes the run's state; `canceled` is final (a canceled run is never made active or paused again). Any state but
+   * `paused` clears the pause's cause (`pauseFor`).
+   */
   async setRunState(run: string, state: RunState): Promise<RunState> {
     const keys = this.#keys(run);
     if ((await this.#redis.exists(keys.meta)) !== 1) throw new RunNotFoundError(run);
     // One step, so a pause racing a cancel can never bring a canceled run back.
     const result = await this.#redis.eval(
-      "if redis.call('GET', KEYS[1]) == 'canceled' then return 'canceled' end redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1]",
-      1,
+      "if redis.call('GET', KEYS[1]) == 'canceled' then return 'canceled' end redis.call('SET', KEYS[1], ARGV[1]) " +
+        "if ARGV[1] ~= 'paused' then redis.call('DEL', KEYS[2]) end return ARGV[1]",
+      2,
       keys.state,
+      keys.pause,
       state,
     );
     return RUN_STATES.find((known) => known === result) ?? 'active';
+  }
+
+  /**
+   * Pauses the run for a problem only a person can fix (an account Replicate refuses), keeping the cause beside the
+   * state so `depthq status` says what to fix; `depthq resume` (`setRunState(run, 'active')`) clears it. One step with
+   * the state change. A canceled run stays canceled.
+   */
+  async pauseFor(run: string, cause: { readonly reason: string; readonly message: string }): Promise<PauseOutcome> {
+    const keys = this.#keys(run);
+    if ((await this.#redis.exists(keys.meta)) !== 1) throw new RunNotFoundError(run);
+    const reply = await this.#redis.eval(
+      `local state = redis.call('GET', KEYS[1]) or 'active'
+if state == 'canceled' then return {state, '0'} end
+local had = redis.call('HGET', KEYS[2], 'reason')
+redis.call('SET', KEYS[1], 'paused')
+redis.call('HSET', KEYS[2], 'reason', ARGV[1], 'message', ARGV[2], 'at', ARGV[3])
+if state == 'paused' and had == ARGV[1] then return {state, '0'} end
+return {state, '1'}`,
+      2,
+      keys.state,
+      keys.pause,
+      cause.reason,
+      cause.message,
+      this.#now().toISOString(),
+    );
+    const [state, fresh] = replyParts(reply, 'pauseFor');
+    const previous = RUN_STATES.find((known) => known === state) ?? 'active';
+    return { previous, current: previous === 'canceled' ? 'canceled' : 'paused', newCause: fresh === '1' };
+  }
+
+  /** Why depthq paused the run by itself, if it did and the run was not resumed since. */
+  async pauseCause(run: string): Promise<PauseCause | undefined> {
+    const fields = await this.#redis.hgetall(this.#keys(run).pause);
+    const { reason, message, at } = fields;
+    if (reason === undefined || message === undefined || at === undefined) return undefined;
+    return { reason, message, at };
   }
 
   /** Sets the budget (`null`: unlimited). Lowering it below what is committed is allowed; nothing new then reserves. */

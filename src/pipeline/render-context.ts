@@ -16,7 +16,7 @@ import type { ImageModelProvider, Prediction } from '../providers/provider.js';
 import type { RenderOutcome } from './sidecar.js';
 
 /** The ledger calls a render job makes: `RunLedger` in production, an in-memory ledger in unit tests. */
-export type RenderLedger = Pick<RunLedger, 'runState' | 'reserve' | 'settle' | 'release' | 'recordResult'>;
+export type RenderLedger = Pick<RunLedger, 'runState' | 'reserve' | 'settle' | 'release' | 'recordResult' | 'pauseFor'>;
 
 export interface StoredOutputObject {
   readonly sha256: string;

@@ -20,12 +20,13 @@ import {
   OutputExpiredError,
 } from '../core/errors.js';
 import { findModel, imageCountOf, type ModelDefinition } from '../core/models.js';
+import { standingOf } from '../core/money-rule.js';
 import { parseRenderJob, type RenderJob, reservationOfJob } from '../core/render-job.js';
 import { holdsPrediction, postCreateDeadlineMs, stepOf } from '../core/render-state.js';
 import { RunNotFoundError } from '../ledger/run-ledger.js';
 import { ProviderCallError } from '../providers/provider.js';
 import { LockLostError } from '../queue/fenced-checkpoint.js';
-import { finishUnsuccessfully, type UnsuccessfulStatus } from './endings.js';
+import { finishCanceled, finishUnsuccessfully, type UnsuccessfulStatus } from './endings.js';
 import { type JobResult, newAttemptProgress, type RenderJobState, rowOf, type StepDeps } from './render-context.js';
 import { steps } from './steps.js';
 
@@ -44,6 +45,8 @@ export interface QueuedRenderJob {
 /** A failure, decided: what it means for the job. */
 type Failure =
   | { readonly kind: 'end'; readonly status: UnsuccessfulStatus; readonly reason: string; readonly message: string }
+  /** The account is refused (token, credit, model): the run pauses and the job parks until `depthq resume`. */
+  | { readonly kind: 'account'; readonly httpStatus: number; readonly message: string }
   | { readonly kind: 'transient'; readonly error: Error }
   | { readonly kind: 'throttled'; readonly retryAfterMs: number; readonly error: Error };
 
@@ -51,6 +54,9 @@ function failureOfClass(failure: FailureClass, error: Error): Failure {
   switch (failure.kind) {
     case 'fatal':
       return { kind: 'end', status: 'failed', reason: 'fatal', message: error.message };
+    case 'account':
+      // The classification's reason says what to fix; the error's own message names the request.
+      return { kind: 'account', httpStatus: failure.httpStatus, message: failure.reason };
     case 'flagged':
       return { kind: 'end', status: 'flagged', reason: 'flagged', message: error.message };
     case 'throttled':
@@ -156,6 +162,7 @@ export async function runRenderJob(deps: StepDeps, queued: QueuedRenderJob): Pro
       if (queued.signal?.aborted) return closing(deps, job);
       const failure = failureOf(coerceError(thrown));
       if (failure.kind === 'end') return endWith(deps, job, failure);
+      if (failure.kind === 'account') return pauseForAccount(deps, job, failure);
       retryingSince ??= deps.now();
       const delayMs = retryDelay(deps, job, failure, retries, retryingSince);
       if (delayMs === undefined) return failAttempt(deps, job, failure);
@@ -180,7 +187,7 @@ export async function runRenderJob(deps: StepDeps, queued: QueuedRenderJob): Pro
 function retryDelay(
   deps: StepDeps,
   job: RenderJobState,
-  failure: Exclude<Failure, { kind: 'end' }>,
+  failure: Exclude<Failure, { kind: 'end' | 'account' }>,
   retries: number,
   retryingSince: number,
 ): number | undefined {
@@ -200,7 +207,7 @@ function retryDelay(
 async function failAttempt(
   deps: StepDeps,
   job: RenderJobState,
-  failure: Exclude<Failure, { kind: 'end' }>,
+  failure: Exclude<Failure, { kind: 'end' | 'account' }>,
 ): Promise<JobResult> {
   // A 429 on a create spends no attempt: the whole queue waits instead.
   if (failure.kind === 'throttled' && !holdsPrediction(job.checkpoint)) {
@@ -231,6 +238,38 @@ async function endWith(
     if (!(error instanceof RunNotFoundError)) throw error;
   }
   return { kind: 'ended', message: failure.message };
+}
+
+/**
+ * The provider refuses the account (401/403 token, 402 credit, 404 model or API): every job of the run would fail the
+ * same way, each spending its attempts. The run is paused with the cause in the ledger (`depthq status` shows it; the
+ * first job to meet it logs it, once) and this job parks, no attempt spent, until `depthq resume`.
+ *
+ * Money by the money rule: a job whose prediction stands at `none` (its create was refused: nothing was created) has
+ * its reservation released; one whose prediction may run (an id, a lost create) keeps its reservation held, and resumes
+ * that prediction after the resume — nothing is handed back for a prediction that may be billed, nothing paid twice.
+ */
+async function pauseForAccount(
+  deps: StepDeps,
+  job: RenderJobState,
+  failure: Extract<Failure, { kind: 'account' }>,
+): Promise<JobResult> {
+  const { run } = job.payload;
+  const pause = await deps.ledger.pauseFor(run, { reason: 'account', message: failure.message });
+  // A canceled run stays canceled: the job ends by the cancel's rules instead.
+  if (pause.current === 'canceled') return finishCanceled(deps, job, job.sighting);
+  const standing = standingOf(job.checkpointReadable ? job.checkpoint : undefined, job.sighting);
+  if (standing.kind === 'none') await deps.ledger.release(run, job.jobId);
+  await deps.ledger.recordResult(run, job.jobId, rowOf(job, 'parked', { reason: 'account', error: failure.message }));
+  if (pause.newCause) {
+    job.log.error(
+      { httpStatus: failure.httpStatus, err: failure.message },
+      `run ${run} paused: ${failure.message} Then run \`depthq resume ${run}\`.`,
+    );
+  } else {
+    job.log.info({ httpStatus: failure.httpStatus }, 'run paused for its account: parked');
+  }
+  return { kind: 'parked', untilMs: deps.now() + deps.settings.parkDelayMs };
 }
 
 /** The worker is closing: the job goes back to waiting with its checkpoint, no attempt spent. */

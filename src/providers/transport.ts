@@ -145,7 +145,8 @@ export function createProviderFetch(options: TransportOptions = {}): FetchLike {
             ? { httpStatus: error.status, body: error.body, retryAfterHeader: error.retryAfterHeader, nowMs: now() }
             : { networkErrorCode: error.code },
         );
-        if (failure.kind === 'fatal' || failure.kind === 'flagged' || attemptNumber >= policy.maxAttempts) throw error;
+        if (failure.kind === 'fatal' || failure.kind === 'account' || failure.kind === 'flagged') throw error;
+        if (attemptNumber >= policy.maxAttempts) throw error;
         const delayMs = backoffDelayMs({
           attempt: attemptNumber,
           baseMs: policy.baseDelayMs,

@@ -42,8 +42,11 @@ function isGoneFromDelayed(error: unknown): boolean {
   return code === ErrorCode.JobNotInState || code === ErrorCode.JobNotExist;
 }
 
-/** Why a job parks: the run's money ran out, or the run was paused (`depthq pause`). */
-export type ParkReason = 'budget' | 'paused';
+/**
+ * Why a job parks: the run's money ran out, the run was paused (`depthq pause`), or the provider refused the account
+ * (the run paused itself: see `pauseForAccount` in pipeline/run-job.ts).
+ */
+export type ParkReason = 'budget' | 'paused' | 'account';
 
 /**
  * Promotes the run's jobs that are parked with `reason` (delayed jobs, moved to waiting now). For `budget`: as many as

@@ -3,8 +3,10 @@
  *
  * Pause: the run's state becomes `paused`. A worker that takes one of its jobs parks it (a delayed job, reason `paused`)
  * before reserving money or creating anything; predictions already under way finish and are recorded. Other runs on the
- * same queue are not affected. Resume: the state becomes `active` again and the jobs parked for the pause are promoted at
- * once (then those parked for budget, as far as the money goes), instead of waiting out their park delay.
+ * same queue are not affected. A run also pauses itself when the provider refuses the account (reason `account`: a bad
+ * token, no credit, a model gone), with the cause in the ledger for `depthq status`. Resume: the state becomes `active`
+ * again (the cause is cleared) and the jobs parked for the pause or the account are promoted at once (then those parked
+ * for budget, as far as the money goes), instead of waiting out their park delay.
  *
  * Budget: sets the run's budget (or removes it) and wakes jobs parked for budget as far as the money left now pays for.
  * A lowered budget takes effect for every reservation from then on; what is reserved already is not taken back.
@@ -12,7 +14,7 @@
 import type { Queue } from 'bullmq';
 import { UsageError } from '../core/errors.js';
 import { type BudgetState, formatUsd, type Micros } from '../core/money.js';
-import type { RunLedger, RunState } from '../ledger/run-ledger.js';
+import type { PauseCause, RunLedger, RunState } from '../ledger/run-ledger.js';
 import { releaseParkedJobs } from '../queue/parked-jobs.js';
 import type { RenderJobData } from '../queue/render-queue.js';
 
@@ -30,6 +32,8 @@ export interface StateChange {
   readonly current: RunState;
   /** Parked jobs promoted by this change. */
   readonly released: number;
+  /** Resume: why the run had paused itself (an account the provider refused), now cleared. */
+  readonly clearedCause?: PauseCause;
 }
 
 export async function pauseRun(ledger: RunLedger, run: string): Promise<StateChange> {
@@ -43,12 +47,16 @@ export async function pauseRun(ledger: RunLedger, run: string): Promise<StateCha
 export async function resumeRun(queue: Queue<RenderJobData>, ledger: RunLedger, run: string): Promise<StateChange> {
   const previous = await ledger.runState(run);
   if (previous === 'canceled') throw new RunCanceledError(run, 'resumed');
+  const clearedCause = await ledger.pauseCause(run);
   const current = await ledger.setRunState(run, 'active');
   if (current === 'canceled') throw new RunCanceledError(run, 'resumed');
+  // Jobs parked when the provider refused the account (the run paused itself) first: some hold a running prediction.
   // Budget-parked jobs too: a budget raised during the pause woke none of them (see changeBudget).
   const released =
-    (await releaseParkedJobs(queue, ledger, run, 'paused')) + (await releaseParkedJobs(queue, ledger, run, 'budget'));
-  return { previous, current, released };
+    (await releaseParkedJobs(queue, ledger, run, 'account')) +
+    (await releaseParkedJobs(queue, ledger, run, 'paused')) +
+    (await releaseParkedJobs(queue, ledger, run, 'budget'));
+  return { previous, current, released, ...(clearedCause === undefined ? {} : { clearedCause }) };
 }
 
 export interface BudgetChange {

@@ -8,7 +8,7 @@
  * throughput comes from the change of the `succeeded` counter between samples (`ThroughputTracker`).
  */
 import { type BudgetState, formatUsd, type Micros, microsToDecimal, remainingOf } from '../core/money.js';
-import type { RunCounters, RunLedger, RunMeta, RunState } from '../ledger/run-ledger.js';
+import type { PauseCause, RunCounters, RunLedger, RunMeta, RunState } from '../ledger/run-ledger.js';
 
 /** The states a person asks about; `waiting` is the ledger's `queued`. */
 export const STATUS_STATES = ['waiting', 'running', 'succeeded', 'failed', 'flagged', 'parked', 'canceled'] as const;
@@ -19,6 +19,8 @@ export type StateCounts = Readonly<Record<StatusState | 'total', number>>;
 export interface RunCounts {
   readonly run: string;
   readonly state: RunState;
+  /** Why the run paused itself (an account the provider refused), while it stays paused. */
+  readonly pause?: PauseCause;
   readonly counts: StateCounts;
   readonly money: BudgetState;
   /** When the counts were read, ms since the epoch. */
@@ -66,8 +68,20 @@ export function hasEnded(counts: StateCounts): boolean {
 }
 
 export async function readRunCounts(ledger: RunLedger, run: string, now: () => number = Date.now): Promise<RunCounts> {
-  const [counters, money, state] = await Promise.all([ledger.counters(run), ledger.money(run), ledger.runState(run)]);
-  return { run, state, counts: countsOf(counters), money, observedAtMs: now() };
+  const [counters, money, state, pause] = await Promise.all([
+    ledger.counters(run),
+    ledger.money(run),
+    ledger.runState(run),
+    ledger.pauseCause(run),
+  ]);
+  return {
+    run,
+    state,
+    ...(state === 'paused' && pause !== undefined ? { pause } : {}),
+    counts: countsOf(counters),
+    money,
+    observedAtMs: now(),
+  };
 }
 
 interface RowTimes {
@@ -235,11 +249,17 @@ export function formatMoney(money: BudgetState): string {
   ].join(' · ');
 }
 
+/** `paused by depthq (account, 2026-…): Replicate refused … Then: depthq resume <run>`. */
+export function formatPauseCause(run: string, pause: PauseCause): string {
+  return `paused by depthq (${pause.reason}, ${pause.at}): ${pause.message} Then: depthq resume ${run}`;
+}
+
 /** The status for a person: a few lines, no colours. */
 export function formatRunStatus(status: RunStatus): string {
   const ended = hasEnded(status.counts);
   return [
     `run ${status.run} · ${status.state}${ended ? ' · ended' : ''} · ${status.meta.model} · created ${status.meta.createdAt}`,
+    ...(status.pause === undefined ? [] : [formatPauseCause(status.run, status.pause)]),
     `jobs ${status.counts.total}: ${formatCounts(status.counts, status.parkedByReason)}`,
     `money: ${formatMoney(status.money)}`,
     `${formatRate(status.imagesPerMinute)} · ${formatEta(status)}`,
@@ -267,6 +287,7 @@ export function runStatusJson(status: RunStatus): Record<string, unknown> {
   return {
     run: status.run,
     state: status.state,
+    pause: status.pause === undefined ? null : { ...status.pause },
     ended: hasEnded(status.counts),
     model: status.meta.model,
     createdAt: status.meta.createdAt,

@@ -19,6 +19,7 @@ import {
   formatCounts,
   formatEta,
   formatMoney,
+  formatPauseCause,
   formatRate,
   hasEnded,
   type RunStatus,
@@ -86,6 +87,7 @@ export function formatWatchBlock(status: RunStatus): string[] {
   const clock = new Date(status.observedAtMs).toISOString().slice(11, 19);
   return [
     `${barOf(status)} ${ended}/${total} ended (${percent}%) · run ${status.run} · ${status.state}`,
+    ...(status.pause === undefined ? [] : [formatPauseCause(status.run, status.pause)]),
     formatCounts(status.counts, status.parkedByReason),
     `money: ${formatMoney(status.money)}`,
     `${formatRate(status.imagesPerMinute)} · ${formatEta(status)} · ${clock} UTC${hasEnded(status.counts) ? ' · run ended' : ''}`,
@@ -101,7 +103,8 @@ export function formatWatchLine(status: RunStatus): string {
 function changeKeyOf(status: RunStatus): string {
   const budget = status.money.budget === null ? 'unlimited' : formatUsd(status.money.budget);
   return (
-    `${status.state} ${endedOf(status.counts)}/${status.counts.total} ended · ` +
+    `${status.state}${status.pause === undefined ? '' : ` (${status.pause.reason})`} ` +
+    `${endedOf(status.counts)}/${status.counts.total} ended · ` +
     `${formatCounts(status.counts, status.parkedByReason)} · spent ${formatUsd(status.money.spent)} of ${budget}`
   );
 }

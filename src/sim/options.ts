@@ -28,6 +28,12 @@ export const faultsSchema = z.object({
    * prediction was created: the response is lost, the prediction runs (and is billed). @defaultValue 0
    */
   connectionResetRate: rate.default(0),
+  /**
+   * The account as Replicate would refuse it, for every request it applies to: `unauthenticated` answers every API
+   * request 401 (a revoked token), `insufficient-credit` answers creates 402 (the account ran out of credit; reads
+   * still work). `none` turns it off. @defaultValue 'none'
+   */
+  accountError: z.enum(['none', 'unauthenticated', 'insufficient-credit']).default('none'),
   /** Seeds the fault PRNG (and the flagging salt) so a run's faults repeat. Absent: Math.random. */
   seed: z.number().int().optional(),
 });
@@ -40,6 +46,7 @@ export const faultChangesSchema = z
     flaggedRate: rate,
     serverErrorRate: rate,
     connectionResetRate: rate,
+    accountError: z.enum(['none', 'unauthenticated', 'insufficient-credit']),
     seed: z.number().int(),
   })
   .partial()

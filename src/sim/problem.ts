@@ -46,6 +46,17 @@ export function unauthenticatedProblem(): ProblemBody {
   return { title: 'Unauthenticated', detail: 'You did not pass a valid authentication token', status: 401 };
 }
 
+/** Replicate's answer to a create when the account has no credit left. */
+export function insufficientCreditProblem(): ProblemBody {
+  return {
+    title: 'Insufficient credit',
+    detail:
+      'You have insufficient credit to run this model. Go to https://replicate.com/account/billing#billing to ' +
+      'purchase credit. Once you purchase credit, please wait a few minutes before trying again.',
+    status: 402,
+  };
+}
+
 export function notFoundProblem(detail = 'Not found.'): ProblemBody {
   return { title: 'Not found', detail, status: 404 };
 }

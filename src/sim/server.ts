@@ -1,6 +1,7 @@
 /**
  * HTTP routing for the simulator. Three surfaces:
- * - `/v1/…`: Replicate's API. Every request: auth (401) → rate limit (429) → injected fault (5xx / reset) → handler.
+ * - `/v1/…`: Replicate's API. Every request: auth (401) → rate limit (429) → injected fault (5xx / reset) → handler;
+ *   a create with the `insufficient-credit` account fault is answered 402 before anything is created.
  * - `/files/{id}/{name}`: the rendered outputs (Replicate serves these from replicate.delivery: no auth, no limits).
  * - `/_sim/…`: control for tests and the demo (stats, faults, forced throttling). No auth: the simulator is local.
  */
@@ -16,6 +17,7 @@ import type { PredictionEngine } from './predictions.js';
 import {
   badRequestProblem,
   inputValidationProblem,
+  insufficientCreditProblem,
   invalidVersionProblem,
   methodNotAllowedProblem,
   notFoundProblem,
@@ -143,7 +145,8 @@ async function handleApi(
   if (route.kind === 'create') counters.createRequests += 1;
 
   const token = bearerToken(request);
-  if (token === undefined || (context.apiToken !== undefined && token !== context.apiToken)) {
+  const revoked = context.faults.current().accountError === 'unauthenticated';
+  if (token === undefined || revoked || (context.apiToken !== undefined && token !== context.apiToken)) {
     counters.unauthorized += 1;
     drain(request);
     return sendProblem(response, unauthenticatedProblem());
@@ -250,6 +253,9 @@ async function handleCreate(
 ): Promise<void> {
   const { counters, engine } = context;
   const body = await readJsonBody(request, context.maxBodyBytes);
+  if (context.faults.current().accountError === 'insufficient-credit') {
+    return sendProblem(response, insufficientCreditProblem());
+  }
   const faults = context.faults.forCreate();
   if (faults.serverError !== undefined) {
     counters.serverErrors += 1;

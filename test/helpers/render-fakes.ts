@@ -9,7 +9,13 @@ import type { ControlImageFacts } from '../../src/core/checkpoint.js';
 import { OutputExpiredError } from '../../src/core/errors.js';
 import { type BudgetState, canReserve } from '../../src/core/money.js';
 import { buildRenderJob, type RenderJob } from '../../src/core/render-job.js';
-import { type ResultRow, type RunState, resultRowSchema, type Settlement } from '../../src/ledger/run-ledger.js';
+import {
+  type PauseCause,
+  type ResultRow,
+  type RunState,
+  resultRowSchema,
+  type Settlement,
+} from '../../src/ledger/run-ledger.js';
 import {
   defaultPipelineSettings,
   type OutputStore,
@@ -168,6 +174,18 @@ export class MemoryLedger implements RenderLedger {
 
   async runState(): Promise<RunState> {
     return this.state;
+  }
+
+  /** The cause `pauseFor` recorded, until the state changes. */
+  pause: PauseCause | undefined;
+
+  async pauseFor(_run: string, cause: { reason: string; message: string }): ReturnType<RenderLedger['pauseFor']> {
+    const previous = this.state;
+    if (previous === 'canceled') return { previous, current: previous, newCause: false };
+    const newCause = previous !== 'paused' || this.pause?.reason !== cause.reason;
+    this.state = 'paused';
+    this.pause = { ...cause, at: new Date(T0).toISOString() };
+    return { previous, current: 'paused', newCause };
   }
 
   async reserve(_run: string, jobId: string, amount: number): ReturnType<RenderLedger['reserve']> {

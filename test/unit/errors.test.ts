@@ -160,19 +160,33 @@ describe('coerceError', () => {
 });
 
 describe('classifyFailure: HTTP statuses', () => {
-  it.each([401, 403])('%d is fatal and says to check REPLICATE_API_TOKEN', (httpStatus) => {
+  it.each([401, 403])('%d is an account problem and says to fix REPLICATE_API_TOKEN', (httpStatus) => {
     const failure = classifyFailure({ httpStatus, body: { detail: 'Unauthenticated' } });
-    expect(failure.kind).toBe('fatal');
+    expect(failure).toMatchObject({ kind: 'account', httpStatus });
     expect(failure.reason).toContain('REPLICATE_API_TOKEN');
     expect(failure.reason).toContain('Unauthenticated');
     expect(failure.reason).toContain(String(httpStatus));
   });
 
-  it('404 is fatal', () => {
+  it('402 is an account problem and says to add credit', () => {
+    const failure = classifyFailure({ httpStatus: 402, body: { detail: 'You have insufficient credit' } });
+    expect(failure).toEqual({
+      kind: 'account',
+      httpStatus: 402,
+      reason:
+        'Replicate refused for lack of credit (HTTP 402): You have insufficient credit; ' +
+        'add credit at https://replicate.com/account/billing.',
+    });
+  });
+
+  it('404 is an account problem: the model, the API URL or the token changed', () => {
     const failure = classifyFailure({ httpStatus: 404, body: { detail: 'Not found.' } });
     expect(failure).toEqual({
-      kind: 'fatal',
-      reason: 'Replicate answered HTTP 404: Not found.; check the model id and REPLICATE_BASE_URL.',
+      kind: 'account',
+      httpStatus: 404,
+      reason:
+        "Replicate answered HTTP 404: Not found.; check the run's model still exists on Replicate, " +
+        'REPLICATE_BASE_URL and REPLICATE_API_TOKEN.',
     });
   });
 
@@ -193,12 +207,11 @@ describe('classifyFailure: HTTP statuses', () => {
     expect(failure).toEqual({ kind: 'fatal', reason: 'Replicate rejected the input (HTTP 422): invalid input.steps.' });
   });
 
-  it('400 and 402 are fatal', () => {
+  it('400 is fatal: the request is wrong, not the account', () => {
     expect(classifyFailure({ httpStatus: 400, body: 'bad json' })).toEqual({
       kind: 'fatal',
       reason: 'Replicate refused the request (HTTP 400): bad json.',
     });
-    expect(classifyFailure({ httpStatus: 402, body: { detail: 'Insufficient credit' } }).kind).toBe('fatal');
   });
 
   it.each([408, 409, 425, 500, 502, 503, 504, 599])('%d is transient', (httpStatus) => {
@@ -224,7 +237,7 @@ describe('classifyFailure: HTTP statuses', () => {
 
   it('the status wins over a network code or prediction state', () => {
     expect(classifyFailure({ httpStatus: 401, networkErrorCode: 'ECONNRESET', predictionStatus: 'failed' }).kind).toBe(
-      'fatal',
+      'account',
     );
   });
 });
