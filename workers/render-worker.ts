@@ -18,6 +18,7 @@ import { createRenderProcessor, defaultPipelineSettings } from '../src/pipeline/
 import { ReplicateProvider } from '../src/providers/replicate.js';
 import { defaultRetryPolicy } from '../src/providers/transport.js';
 import { closeConnection, createWorkerConnection } from '../src/queue/connections.js';
+import { DurableWrites, durabilityWarning } from '../src/queue/durability.js';
 import { holdQueueRateLimit } from '../src/queue/rate-limit.js';
 import {
   createRenderQueue,
@@ -182,7 +183,13 @@ export async function startRenderWorker(
     },
     transport: { onRetry: (notice) => logger.debug({ retry: notice }, 'retrying a provider request') },
   });
+  // The fenced checkpoint writes go through the worker connection: WAIT/WAITAOF must be sent on it.
+  const durableWrites = new DurableWrites(workerConnection);
+  const durability = await durableWrites.facts().catch(() => undefined);
+  const durabilityProblem = durability === undefined ? undefined : durabilityWarning(durability);
+  if (durabilityProblem !== undefined) logger.warn({ redis: durability }, durabilityProblem);
   const processor = createRenderProcessor({
+    confirmDurable: () => durableWrites.confirm(),
     provider,
     s3,
     ledger: new RunLedger(workerConnection, config.prefix),

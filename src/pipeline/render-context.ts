@@ -108,6 +108,11 @@ export interface StepDeps {
   readonly now: () => number;
   /** In [0, 1): the jitter of in-job retry delays. */
   readonly random: () => number;
+  /**
+   * Resolves once the checkpoint writes made so far are durable where the server can confirm it (a replica has them,
+   * or they are fsynced), throws when that cannot be confirmed in time. Called before a create is sent.
+   */
+  readonly confirmDurable?: () => Promise<unknown>;
   readonly log: Logger;
 }
 

@@ -37,6 +37,8 @@ export interface RenderPipelineDeps {
   readonly now?: () => number;
   /** Downloads provider outputs. */
   readonly fetch?: typeof fetch;
+  /** Confirms the `creating` mark is durable before a create is sent (`src/queue/durability.ts`). */
+  readonly confirmDurable?: () => Promise<unknown>;
 }
 
 export type RenderProcessor = (job: RenderQueueJob, token?: string, signal?: AbortSignal) => Promise<RenderOutcome>;
@@ -56,6 +58,7 @@ export function createRenderProcessor(deps: RenderPipelineDeps): RenderProcessor
     now: deps.now ?? Date.now,
     random: Math.random,
     log: deps.logger,
+    ...(deps.confirmDurable ? { confirmDurable: deps.confirmDurable } : {}),
   };
 
   return async function processRenderJob(job, token, signal) {

@@ -153,6 +153,15 @@ const create: Step = async (deps, job) => {
   const input = { ...payload.input, [model.imageInputs[0] ?? 'control_image']: url };
   const sentAt = new Date(deps.now()).toISOString();
   await job.save({ ...job.checkpoint, control, creating: { fingerprint: inputFingerprint(input), sentAt } });
+  // Lose this mark after the create went out (a Redis crash, a failover) and the next life pays again: it must be
+  // durable before anything is sent.
+  try {
+    await deps.confirmDurable?.();
+  } catch (error) {
+    const { creating: _notSent, ...rest } = job.checkpoint;
+    await job.save(rest);
+    throw error;
+  }
   let created: Awaited<ReturnType<StepDeps['provider']['create']>>;
   try {
     created = await deps.provider.create({

@@ -9,6 +9,7 @@ import { fluxDepthDev, fluxDepthPro } from '../../src/core/models.js';
 import { reservationOfJob } from '../../src/core/render-job.js';
 import { runRenderJob } from '../../src/pipeline/run-job.js';
 import { ProviderHttpError, ProviderNetworkError } from '../../src/providers/http-errors.js';
+import { NotDurableError } from '../../src/queue/durability.js';
 import { LockLostError } from '../../src/queue/fenced-checkpoint.js';
 import { expired, FakeQueuedJob, harness, renderJobFor, T0 } from '../helpers/render-fakes.js';
 
@@ -232,6 +233,22 @@ describe('creates', () => {
       creating: { fingerprint: expect.any(String), sendsEndedAt: expect.any(String) },
     });
     expect(ledger.money()).toMatchObject({ reserved: 0, possiblyBilled: reservation });
+  });
+
+  it('sends nothing while the create mark cannot be confirmed durable, and leaves no mark behind', async () => {
+    const { deps, provider, ledger } = harness();
+    const notDurable = new NotDurableError('no replica acknowledged the write within 2000 ms');
+    const job = queued();
+    const result = await runRenderJob({ ...deps, confirmDurable: () => Promise.reject(notDurable) }, job);
+    expect(result).toEqual({ kind: 'retry', error: notDurable });
+    expect(provider.creates).toHaveLength(0);
+    expect(job.checkpoint()).not.toHaveProperty('creating');
+    // Nothing was sent: the next attempt creates at once, and the last one would release the money.
+    expect(await runRenderJob({ ...deps, confirmDurable: async () => 'replica' }, job)).toMatchObject({
+      kind: 'succeeded',
+    });
+    expect(provider.creates).toHaveLength(1);
+    expect(ledger.money().spent).toBe(price);
   });
 
   it('stops without side effects when the fence refuses the create mark', async () => {
