@@ -174,6 +174,7 @@ export async function startRenderWorker(
 
   const queue = createRenderQueue(queueConnection, config.prefix, settings);
   await queue.setGlobalConcurrency(settings.globalConcurrency);
+  const providerTimeoutMs = config.worker.providerTimeoutMs ?? defaultRetryPolicy.requestTimeoutMs;
   const provider = new ReplicateProvider({
     apiToken: token,
     baseUrl: config.replicate.baseUrl,
@@ -181,7 +182,10 @@ export async function startRenderWorker(
       ...(config.worker.pollInitialMs !== undefined ? { initialMs: config.worker.pollInitialMs } : {}),
       ...(config.worker.pollMaxMs !== undefined ? { maxMs: config.worker.pollMaxMs } : {}),
     },
-    transport: { onRetry: (notice) => logger.debug({ retry: notice }, 'retrying a provider request') },
+    transport: {
+      onRetry: (notice) => logger.debug({ retry: notice }, 'retrying a provider request'),
+      policy: { requestTimeoutMs: providerTimeoutMs },
+    },
   });
   // The fenced checkpoint writes go through the worker connection: WAIT/WAITAOF must be sent on it.
   const durableWrites = new DurableWrites(workerConnection);
@@ -212,8 +216,7 @@ export async function startRenderWorker(
       retentionMarginMs: config.replicate.retentionMarginMs,
       // One send of a create stays in flight at most the transport's timeout plus its `Prefer: wait` hold.
       longestCreateSendMs:
-        defaultRetryPolicy.requestTimeoutMs +
-        (config.worker.createWaitSeconds ?? defaultPipelineSettings.createWaitSeconds) * 1000,
+        providerTimeoutMs + (config.worker.createWaitSeconds ?? defaultPipelineSettings.createWaitSeconds) * 1000,
     },
   });
   const worker = new Worker<RenderJobData, RenderOutcome>(RENDER_QUEUE_NAME, processor, {

@@ -82,6 +82,7 @@ export const environmentSchema = z.object({
   DEPTHQ_BACKOFF_BASE_MS: positiveInt('a retry backoff in ms', 3_600_000),
   DEPTHQ_POLL_INITIAL_MS: positiveInt('a poll interval in ms', 600_000),
   DEPTHQ_POLL_MAX_MS: positiveInt('a poll interval in ms', 600_000),
+  DEPTHQ_PROVIDER_TIMEOUT_MS: positiveInt('a provider request timeout in ms', 600_000),
   DEPTHQ_CREATE_WAIT_SECONDS: positiveInt('seconds a create may hold (Prefer: wait)', 60),
   DEPTHQ_SHUTDOWN_TIMEOUT_MS: positiveInt('a shutdown deadline in ms', 3_600_000),
   DEPTHQ_POST_CREATE_RETRY_MS: positiveInt('a post-create retry window in ms', 86_400_000),
@@ -131,6 +132,8 @@ export interface Config {
     readonly backoffBaseMs?: number;
     readonly pollInitialMs?: number;
     readonly pollMaxMs?: number;
+    /** One provider request's timeout (a create's `Prefer: wait` hold comes on top). */
+    readonly providerTimeoutMs?: number;
     readonly createWaitSeconds?: number;
     readonly shutdownTimeoutMs?: number;
     /** How long one attempt retries failures after its prediction exists (default: until the retention margin). */
@@ -192,6 +195,7 @@ export function loadConfig(env: Environment = process.env): Config {
       backoffBaseMs: e.DEPTHQ_BACKOFF_BASE_MS,
       pollInitialMs: e.DEPTHQ_POLL_INITIAL_MS,
       pollMaxMs: e.DEPTHQ_POLL_MAX_MS,
+      providerTimeoutMs: e.DEPTHQ_PROVIDER_TIMEOUT_MS,
       createWaitSeconds: e.DEPTHQ_CREATE_WAIT_SECONDS,
       shutdownTimeoutMs: e.DEPTHQ_SHUTDOWN_TIMEOUT_MS,
       postCreateRetryMs: e.DEPTHQ_POST_CREATE_RETRY_MS,
