@@ -72,8 +72,9 @@ export class ExistingJobs {
   }
 
   /**
-   * Sorts a batch into new jobs and jobs the run has; conflicts (same id, other content) come back as problems. Two
-   * round trips per batch: the jobs' sources, then the ledger rows of jobs without one.
+   * Sorts a batch into jobs to enqueue (new ones, and `queued` ones the queue lost) and jobs the run has; conflicts (same
+   * id, other content) come back as problems. Round trips per batch: the jobs' sources, the ledger rows of jobs without
+   * one, and the queue for those whose row is `queued`.
    */
   async classify(batch: readonly CandidateJob[]): Promise<{ isNew: boolean[]; problems: ManifestProblem[] }> {
     const { ledger, sources, run } = this.#context;
@@ -86,6 +87,12 @@ export class ExistingJobs {
     const rows = await Promise.all(
       batch.map((candidate, index) => (found[index] === undefined ? ledger.result(run, candidate.jobId) : undefined)),
     );
+    // A `queued` row without a source may also lack its job: an ingest that died between the ledger rows and `addBulk`.
+    // Such a job is enqueued again (same id), or it would stay `queued` for ever. Sources are recorded after `addBulk`,
+    // so a job with a source was added; one whose row says it ran or ended is never added again.
+    const held = await Promise.all(
+      batch.map((candidate, index) => (rows[index]?.status === 'queued' ? this.#queueHolds(candidate.jobId) : true)),
+    );
     const isNew: boolean[] = [];
     const problems: ManifestProblem[] = [];
     for (const [index, candidate] of batch.entries()) {
@@ -95,7 +102,7 @@ export class ExistingJobs {
         isNew.push(false);
         if (source.digests !== candidate.digests) problems.push(await this.#conflict(candidate, source));
       } else if (row !== undefined) {
-        isNew.push(false);
+        isNew.push(held[index] === false);
         if (row.outputKey !== candidate.job.output.key || row.seed !== candidate.job.input.seed) {
           problems.push(
             this.#problem(
@@ -137,6 +144,10 @@ export class ExistingJobs {
         ? listed.join('; ')
         : `its ${differingParts(source.digests, candidate.digests).join(', ')} differ`;
     return this.#problem(candidate, `was already enqueued from ${origin} with different content: ${details}`);
+  }
+
+  async #queueHolds(jobId: string): Promise<boolean> {
+    return (await this.#context.redis.exists(`${queueKeyPrefixOf(this.#context.prefix)}:${jobId}`)) === 1;
   }
 
   /** The payload BullMQ still holds for the job, read without a Queue object (a dry run writes nothing). */

@@ -495,7 +495,9 @@ async function enqueueSpooled(
   const enqueue = async (): Promise<void> => {
     if (batch.length === 0) return;
     const jobs = batch.flatMap((entry) => (entry.job === undefined ? [] : [entry.job]));
-    added += (await enqueueRenderJobs(queue, ledger, target.run, jobs)).added;
+    // New jobs and jobs the queue lost (restored) alike: what this ingest put in the queue.
+    const enqueueOutcome = await enqueueRenderJobs(queue, ledger, target.run, jobs);
+    added += enqueueOutcome.added + enqueueOutcome.restored;
     // Recorded after the jobs are in: a crash in between leaves jobs without a source, which the next ingest compares
     // with their ledger rows and then leaves alone — never a source for a job that is not there.
     await sources.record(

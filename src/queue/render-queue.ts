@@ -107,19 +107,31 @@ export function queueKeyPrefixOf(prefix: string): string {
 }
 
 export interface EnqueueOutcome {
-  /** Jobs that were new to the run. */
+  /** Jobs that were new to the run: a `queued` row registered and the job added. */
   readonly added: number;
-  /** Jobs the run had already (same id): left exactly as they were. */
+  /**
+   * Jobs the run had (a `queued` row) but the queue did not — an enqueue that died between the ledger rows and
+   * `addBulk` — added now under the same id.
+   */
+  readonly restored: number;
+  /** Jobs the run had already, left exactly as they were (their BullMQ job, or their ended row). */
   readonly existing: number;
 }
 
 /** Jobs per `addBulk` call: one round trip each, small enough not to block Redis noticeably. */
 const ENQUEUE_BATCH = 1_000;
 
+/** Whether BullMQ holds the job in any state (`getJobState` says `unknown` for a job it does not have). */
+async function queueHoldsJob(queue: Queue<RenderJobData>, jobId: string): Promise<boolean> {
+  return (await queue.getJobState(jobId)) !== 'unknown';
+}
+
 /**
- * Enqueues render jobs with deterministic ids (run + row + style), so enqueueing the same jobs again adds nothing and
- * changes nothing. The ledger's `queued` rows are written first: a crash between the two leaves rows whose jobs the next
- * enqueue adds, never a job the ledger does not know.
+ * Enqueues render jobs with deterministic ids (run + row + style). The ledger's `queued` rows are written first, then
+ * the jobs are added — only the ones whose row is `queued` and that BullMQ does not hold: new jobs, and jobs of an
+ * enqueue that died between its rows and its `addBulk` (without this they would stay `queued` for ever). A job whose row
+ * says it ran (`running`, `parked`) or ended is never added again, even after BullMQ removed it at the end of its
+ * retention: enqueueing the same jobs again never renders (or pays for) an image twice.
  */
 export async function enqueueRenderJobs(
   queue: Queue<RenderJobData>,
@@ -128,15 +140,24 @@ export async function enqueueRenderJobs(
   jobs: readonly RenderJob[],
 ): Promise<EnqueueOutcome> {
   let added = 0;
+  let restored = 0;
   for (let start = 0; start < jobs.length; start += ENQUEUE_BATCH) {
     const batch = jobs.slice(start, start + ENQUEUE_BATCH);
     for (const job of batch) {
       if (job.run !== run) throw new RangeError(`job ${renderJobIdOf(job)} belongs to run ${job.run}, not ${run}`);
     }
+    const jobIds = batch.map(renderJobIdOf);
+    const rowsBefore = await ledger.resultsOf(run, jobIds);
+    // Only a `queued` row can lack its job (the ledger never lacks a row for a job): only those are looked up.
+    const held = await Promise.all(
+      jobIds.map((jobId, index) =>
+        rowsBefore[index]?.status === 'queued' ? queueHoldsJob(queue, jobId) : Promise.resolve(false),
+      ),
+    );
     added += await ledger.registerJobs(
       run,
-      batch.map((job) => ({
-        jobId: renderJobIdOf(job),
+      batch.map((job, index) => ({
+        jobId: jobIds[index] ?? renderJobIdOf(job),
         row: {
           rowId: job.rowId,
           style: job.style,
@@ -148,9 +169,15 @@ export async function enqueueRenderJobs(
         },
       })),
     );
-    await queue.addBulk(batch.map((job) => ({ name: run, data: job, opts: { jobId: renderJobIdOf(job) } })));
+    const missing = batch.flatMap((job, index) => {
+      const before = rowsBefore[index];
+      if (held[index] === true || (before !== undefined && before.status !== 'queued')) return [];
+      if (before !== undefined) restored += 1;
+      return [{ name: run, data: job, opts: { jobId: jobIds[index] ?? renderJobIdOf(job) } }];
+    });
+    if (missing.length > 0) await queue.addBulk(missing);
   }
-  return { added, existing: jobs.length - added };
+  return { added, restored, existing: jobs.length - added - restored };
 }
 
 /** A render job as the processor sees it. */
