@@ -511,6 +511,12 @@ export class RunLedger {
     };
   }
 
+  /** The money held for the job, if it holds a reservation (it got past its reserve step and has not settled). */
+  async reservation(run: string, jobId: string): Promise<Micros | undefined> {
+    const held = await this.#redis.hget(this.#keys(run).reservations, checkJobId(jobId));
+    return held === null ? undefined : parseMicros(held, 'reservation');
+  }
+
   /** The job's settlement, if it was settled. */
   async settlement(run: string, jobId: string): Promise<Settlement | undefined> {
     const json = await this.#redis.hget(this.#keys(run).settlements, checkJobId(jobId));

@@ -14,6 +14,12 @@
  * prediction); a job that never sent a create, or whose prediction was canceled before it started, is released.
  * A prediction that finished before its cancel arrived was paid for: its job is left in the queue, and a worker stores
  * and records its image like any other.
+ *
+ * What this command cannot decide it leaves to the workers, never to a release: a job whose cancel call failed, or whose
+ * lost create could not be looked up (the provider did not answer), stays in the queue untouched — its reservation held —
+ * and the worker that takes it cancels and settles it by the money rule in its gate step. A job BullMQ no longer has
+ * is settled from the ledger alone: released when it holds no reservation (it never got past its reserve step), else
+ * `possiblyBilled` by the amount it holds (it may have sent a create nobody can see now).
  */
 import type { Job, Queue } from 'bullmq';
 import pLimit from 'p-limit';
@@ -116,8 +122,15 @@ export async function cancelRun(
     }
   };
 
-  /** The prediction a job's checkpoint knows, or the one a lost create made (found by its input's fingerprint). */
-  const predictionIdOf = async (jobId: string, checkpoint: Checkpoint, payload: RenderJob | undefined) => {
+  /**
+   * The prediction a job's checkpoint knows, or the one a lost create made (found by its input's fingerprint);
+   * `undecided` when that lookup failed: whether the create ran is unknown until someone can ask again.
+   */
+  const predictionIdOf = async (
+    jobId: string,
+    checkpoint: Checkpoint,
+    payload: RenderJob | undefined,
+  ): Promise<string | undefined | 'undecided'> => {
     if (checkpoint.predictionId !== undefined) return checkpoint.predictionId;
     const model = payload === undefined ? undefined : findModel(payload.model);
     if (checkpoint.creating === undefined || model === undefined) return undefined;
@@ -131,8 +144,11 @@ export async function cancelRun(
       );
       return found?.id;
     } catch (error) {
-      problems.push(`job ${jobId}: looking for the prediction of a lost create failed: ${coerceError(error).message}`);
-      return undefined;
+      problems.push(
+        `job ${jobId}: looking for the prediction of a lost create failed (${coerceError(error).message}): ` +
+          'left in the queue for a worker to cancel and settle',
+      );
+      return 'undecided';
     }
   };
 
@@ -145,9 +161,11 @@ export async function cancelRun(
     prediction: Prediction | undefined,
   ): Promise<void> => {
     const standing = standingOf(checkpoint, prediction === undefined ? undefined : sightingOf(prediction));
+    // What the ledger holds for the job is what a possibly billed end counts (a payload that does not parse says 0).
+    const held = await ledger.reservation(run, jobId);
     const settlement = settlementOfEnd(standing, {
       priceMicrosPerImage: payload?.priceMicrosPerImage ?? 0,
-      reservationMicros: reservationOf(payload),
+      reservationMicros: held ?? reservationOf(payload),
     });
     if (settlement.kind === 'release') await ledger.release(run, jobId);
     else await ledger.settle(run, jobId, { spent: settlement.spent, possiblyBilled: settlement.possiblyBilled });
@@ -173,8 +191,13 @@ export async function cancelRun(
   const cancelJob = async (jobId: string, row: ResultRow): Promise<JobVerdict> => {
     const job: Job<RenderJobData> | undefined = await queue.getJob(jobId);
     if (job === undefined) {
-      // Registered but never added (an ingest cut short), or removed by hand: nothing can run it any more.
-      await recordCanceled(jobId, row, undefined, emptyCheckpoint, undefined);
+      // Registered but never added (an ingest cut short), or removed (by hand, or by BullMQ's retention): nothing can run
+      // it any more, and only the ledger says what it did. Holding no reservation, it never got past its reserve step;
+      // holding one, it may have sent a create: unknown, so possibly billed. A prediction its row names is canceled.
+      const held = await ledger.reservation(run, jobId);
+      const knownId = row.predictionIds?.at(-1);
+      const prediction = knownId === undefined ? undefined : await cancelPrediction(jobId, knownId);
+      await recordCanceled(jobId, row, undefined, held === undefined ? emptyCheckpoint : undefined, prediction);
       return 'ended';
     }
     const state = await job.getState();
@@ -191,6 +214,8 @@ export async function cancelRun(
 
     let prediction: Prediction | undefined;
     const predictionId = checkpoint === undefined ? undefined : await predictionIdOf(jobId, checkpoint, payload);
+    // Undecidable here: a worker takes it, cancels what it can and settles by the money rule in its gate step.
+    if (predictionId === 'undecided') return 'left-to-worker';
     if (predictionId !== undefined) {
       prediction = await cancelPrediction(jobId, predictionId);
       // Not canceled: a worker retries the cancel when it takes the job.
