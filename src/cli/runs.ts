@@ -173,8 +173,8 @@ export function registerRunCommands(program: Command): void {
     .addHelpText(
       'after',
       '\nA job that succeeded is never retried. Each requeued job keeps its id, starts a fresh set of attempts, and\n' +
-        'keeps the ids of every prediction made for it so far. Failed jobs whose BullMQ job was removed (after 7 days)\n' +
-        'are listed: ingest the manifest again to render them.' +
+        'keeps the ids of every prediction made for it so far. A job whose BullMQ job was removed (after 7 days) is\n' +
+        'rebuilt from the payload the ledger kept and added again under its id.' +
         CONFIG_HINT,
     )
     .action(async (run: string, flags: { failed?: boolean; flagged?: boolean; reseed?: boolean }) => {

@@ -427,6 +427,11 @@ export interface LedgerKeys {
   /** String: the run's state, `active` (or absent), `paused` or `canceled`; workers read it before starting a job. */
   readonly state: string;
   /**
+   * Hash: job id → the job's payload (its `RenderJob`) as JSON, written with its first row: what `depthq retry` rebuilds
+   * a job from after BullMQ removed it (`removeOnFail`). About 1 KB a job.
+   */
+  readonly payloads: string;
+  /**
    * Hash: why depthq itself paused the run (`reason`, `message` saying what to fix, `at`), e.g. an account Replicate
    * refuses; absent when the run is active or was paused by hand. Cleared when the state changes from `paused`.
    */
@@ -451,6 +456,7 @@ export function ledgerKeys(prefix: string, run: string): LedgerKeys {
     reservations: `${base}:reservations`,
     settlements: `${base}:settlements`,
     state: `${base}:state`,
+    payloads: `${base}:payloads`,
     pause: `${base}:pause`,
   };
 }

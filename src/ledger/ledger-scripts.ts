@@ -326,17 +326,19 @@ return {'updated', previous or ''}
 
 const registerJobs: LuaScript = {
   name: 'depthqLedgerRegisterJobs',
-  numberOfKeys: 3,
+  numberOfKeys: 4,
   lua: `--[[
-  Records many 'queued' rows at once; existing rows are left as they are (HSETNX) and only new ones are counted.
+  Records many 'queued' rows at once; existing rows are left as they are (HSETNX) and only new ones are counted. Each
+  job's payload is kept beside its row (HSETNX too: a job does not change once enqueued; a reseed writes it anew).
 
   Input:
     KEYS[1] meta hash
     KEYS[2] results hash
     KEYS[3] counters hash
+    KEYS[4] payloads hash
 
-    ARGV[1], ARGV[2]  job id, row JSON (status 'queued')
-    ARGV[3], ARGV[4]  …
+    ARGV[1], ARGV[2], ARGV[3]  job id, row JSON (status 'queued'), payload JSON or '' (none)
+    ARGV[4], ARGV[5], ARGV[6]  …
 
   Output:
     {'no-run'}
@@ -345,8 +347,9 @@ const registerJobs: LuaScript = {
 local rcall = redis.call
 if rcall('EXISTS', KEYS[1]) == 0 then return {'no-run'} end
 local added = 0
-for index = 1, #ARGV, 2 do
+for index = 1, #ARGV, 3 do
   added = added + rcall('HSETNX', KEYS[2], ARGV[index], ARGV[index + 1])
+  if ARGV[index + 2] ~= '' then rcall('HSETNX', KEYS[4], ARGV[index], ARGV[index + 2]) end
 end
 if added > 0 then
   rcall('HINCRBY', KEYS[3], 'queued', added)
@@ -415,7 +418,13 @@ export interface LedgerCommands {
     rowJson: string,
     expectedRowJson: string,
   ): ScriptReply;
-  depthqLedgerRegisterJobs(meta: string, results: string, counters: string, ...jobIdsAndRows: string[]): ScriptReply;
+  depthqLedgerRegisterJobs(
+    meta: string,
+    results: string,
+    counters: string,
+    payloads: string,
+    ...jobIdsRowsAndPayloads: string[]
+  ): ScriptReply;
 }
 
 function hasLedgerCommands(redis: Redis): redis is Redis & LedgerCommands {

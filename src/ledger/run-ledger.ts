@@ -697,27 +697,53 @@ return {state, '1'}`,
   }
 
   /**
-   * Records `queued` rows for many jobs (the enqueue path). Rows that exist are left untouched and not counted again,
-   * so a repeated ingest changes nothing. Returns how many rows were new.
+   * Records `queued` rows for many jobs (the enqueue path), each with its payload when given (kept so `depthq retry` can
+   * rebuild a job BullMQ removed). Rows that exist are left untouched and not counted again, so a repeated ingest
+   * changes nothing. Returns how many rows were new.
    */
   async registerJobs(
     run: string,
-    jobs: ReadonlyArray<{ readonly jobId: string; readonly row: QueuedRow }>,
+    jobs: ReadonlyArray<{ readonly jobId: string; readonly row: QueuedRow; readonly payload?: unknown }>,
   ): Promise<number> {
     const keys = this.#keys(run);
-    const encoded = jobs.map(({ jobId, row }) => [
+    const encoded = jobs.map(({ jobId, row, payload }) => [
       checkJobId(jobId),
       JSON.stringify(resultRowSchema.parse({ ...row, status: 'queued' })),
+      payload === undefined ? '' : JSON.stringify(payload),
     ]);
     let added = 0;
     for (let start = 0; start < encoded.length; start += REGISTER_CHUNK_ROWS) {
       const chunk = encoded.slice(start, start + REGISTER_CHUNK_ROWS).flat();
-      const reply = await this.#redis.depthqLedgerRegisterJobs(keys.meta, keys.results, keys.counters, ...chunk);
+      const reply = await this.#redis.depthqLedgerRegisterJobs(
+        keys.meta,
+        keys.results,
+        keys.counters,
+        keys.payloads,
+        ...chunk,
+      );
       const [outcome, count] = replyParts(reply, 'registerJobs');
       if (outcome === 'no-run') throw new RunNotFoundError(run);
       added += parseMicros(count, 'registered row count');
     }
     return added;
+  }
+
+  /** The payload kept for the job when it was registered (or reseeded), parsed from JSON; `undefined` when none. */
+  async payload(run: string, jobId: string): Promise<unknown> {
+    const json = await this.#redis.hget(this.#keys(run).payloads, checkJobId(jobId));
+    if (json === null) return undefined;
+    try {
+      return JSON.parse(json);
+    } catch (error) {
+      throw new LedgerDataError(`The payload of job ${JSON.stringify(jobId)} does not parse`, { cause: error });
+    }
+  }
+
+  /** Replaces the job's kept payload (a reseeded retry renders another input: a rebuild must render that one). */
+  async setPayload(run: string, jobId: string, payload: unknown): Promise<void> {
+    const json = JSON.stringify(payload);
+    if (json === undefined) throw new TypeError('a payload must be JSON-serialisable');
+    await this.#redis.hset(this.#keys(run).payloads, checkJobId(jobId), json);
   }
 
   async counters(run: string): Promise<RunCounters> {

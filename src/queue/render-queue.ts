@@ -167,6 +167,8 @@ export async function enqueueRenderJobs(
           ...(typeof job.input.prompt === 'string' ? { prompt: job.input.prompt } : {}),
           ...(Object.keys(job.metadata).length > 0 ? { metadata: job.metadata } : {}),
         },
+        // Kept beside the row: `depthq retry` rebuilds the job from it after BullMQ removed it.
+        payload: job,
       })),
     );
     const missing = batch.flatMap((job, index) => {

@@ -17,8 +17,10 @@
  * Each retry starts with a fresh set of attempts (`resetAttemptsMade`): the row's `attempts` then counts the attempts
  * since the retry, and `predictionIds` keeps the whole history.
  *
- * A failed job whose BullMQ job was removed (after `removeOnFail`'s retention) cannot be rebuilt from the ledger, which
- * does not hold the payload: it is reported, and re-ingesting the manifest brings it back under the same id.
+ * A failed job whose BullMQ job was removed (after `removeOnFail`'s retention) is rebuilt from the payload the ledger
+ * keeps beside its row (`RunLedger.payload`, written when the job was enqueued) and added again under the same id. Its
+ * checkpoint went with the BullMQ job, so it starts anew (`checkpointForRetry` of what the row knows: its prediction
+ * ids, kept); a job enqueued by a depthq that kept no payloads is reported instead.
  */
 import type { Job, Queue } from 'bullmq';
 import pLimit from 'p-limit';
@@ -148,6 +150,69 @@ function queuedRowOf(old: ResultRow, job: RenderJob, checkpoint: Checkpoint): Re
   };
 }
 
+/**
+ * A failed job BullMQ no longer holds: rebuilt from the payload the ledger kept and added again under the same id. The
+ * checkpoint went with the BullMQ job; what the row knows (prediction ids, a suspected orphan) is kept, and the job
+ * creates anew (`checkpointForRetry` of a checkpoint with no current prediction).
+ */
+async function requeueRemoved(
+  queue: Queue<RenderJobData>,
+  ledger: RunLedger,
+  meta: RunMeta,
+  run: string,
+  jobId: string,
+  row: ResultRow,
+  status: 'failed' | 'flagged',
+  reseed: boolean,
+  resume: RetryResumeSettings,
+): Promise<RequeuedJob | SkippedJob> {
+  const kept = await ledger.payload(run, jobId);
+  if (kept === undefined) {
+    return {
+      jobId,
+      why:
+        'BullMQ no longer holds the job (removed after its retention) and the ledger kept no payload for it ' +
+        '(enqueued by a depthq that did not keep payloads): it cannot be rebuilt',
+    };
+  }
+  let payload: RenderJob;
+  try {
+    payload = parseRenderJob(kept);
+  } catch (error) {
+    return {
+      jobId,
+      why: `the payload the ledger kept is invalid, so it cannot be rebuilt: ${coerceError(error).message}`,
+    };
+  }
+  const known: Checkpoint = {
+    ...emptyCheckpoint,
+    predictionIds: row.predictionIds ?? (row.predictionId === undefined ? [] : [row.predictionId]),
+    orphanSuspected: row.orphanSuspected === true,
+  };
+  const { checkpoint } = checkpointForRetry(known, !reseed, {
+    nowMs: resume.nowMs ?? Date.now(),
+    retentionMs: resume.retentionMs,
+    marginMs: resume.marginMs,
+  });
+  const next = reseed ? reseeded(payload, meta) : { job: payload, previousSeed: undefined };
+  if (reseed) await ledger.setPayload(run, jobId, next.job);
+  // A new life: the first one's money stays counted, and this one reserves and settles its own.
+  await ledger.clearSettlement(run, jobId);
+  try {
+    // Same id: a second retry that adds it too changes nothing (BullMQ keeps the job it has).
+    await queue.add(run, { ...next.job, checkpoint }, { jobId });
+  } catch (error) {
+    return { jobId, why: `BullMQ did not add it again: ${coerceError(error).message}; its ledger row is unchanged` };
+  }
+  await ledger.replaceResultIf(run, jobId, row, queuedRowOf(row, next.job, checkpoint));
+  return {
+    jobId,
+    status,
+    seed: Number(next.job.input.seed),
+    ...(next.previousSeed === undefined ? {} : { previousSeed: next.previousSeed }),
+  };
+}
+
 async function retryOne(
   queue: Queue<RenderJobData>,
   ledger: RunLedger,
@@ -160,12 +225,7 @@ async function retryOne(
   resume: RetryResumeSettings,
 ): Promise<RequeuedJob | SkippedJob> {
   const job: Job<RenderJobData> | undefined = await queue.getJob(jobId);
-  if (job === undefined) {
-    return {
-      jobId,
-      why: 'BullMQ no longer holds the job (removed after its retention): ingest the manifest again to render it',
-    };
-  }
+  if (job === undefined) return requeueRemoved(queue, ledger, meta, run, jobId, row, status, reseed, resume);
   const state = await job.getState();
   if (state !== 'failed') return { jobId, why: `its BullMQ job is ${state}, not failed` };
   let payload: RenderJob;
@@ -177,6 +237,7 @@ async function retryOne(
   const { checkpoint, resumesPrediction } = retriedCheckpoint(job.data.checkpoint, !reseed, resume);
   const next = reseed ? reseeded(payload, meta) : { job: payload, previousSeed: undefined };
   await job.updateData({ ...job.data, ...next.job, checkpoint });
+  if (reseed) await ledger.setPayload(run, jobId, next.job);
   // Resuming its prediction, the job settles again by what it turns out to be: its settlement goes back to being its
   // reservation. Starting anew, the first life's money stays counted and the new life reserves and settles its own.
   // Before the move: once the job waits, a worker may reserve at once, and must find the reopened reservation.

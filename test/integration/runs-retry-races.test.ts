@@ -1,14 +1,19 @@
 /**
  * `depthq retry` where BullMQ and the ledger can disagree: a retry that BullMQ refuses (another retry moved the job
- * first, or the move failed) leaves the ledger row as it was, and a failed job BullMQ no longer holds is added again
- * from the payload the ledger kept. Real redis-server, s3rver and simulator; the simulator's billing oracle is checked.
+ * first, or the move failed) leaves the ledger row as it was, and a failed or flagged job BullMQ no longer holds
+ * (removed by `removeOnFail`) is added again from the payload the ledger kept. Real redis-server, s3rver and simulator;
+ * the simulator's billing oracle is checked.
  */
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import type { Job, Queue } from 'bullmq';
 import { describe, expect, it } from 'vitest';
+import { ledgerKeys } from '../../src/core/keys.js';
 import { fluxDepthPro } from '../../src/core/models.js';
+import { costOf } from '../../src/core/money.js';
+import { parseRenderJob, renderJobIdOf } from '../../src/core/render-job.js';
 import type { RunCounters } from '../../src/ledger/run-ledger.js';
 import type { RenderJobData } from '../../src/queue/render-queue.js';
+import { nextSeedAfter } from '../../src/runs/reseed.js';
 import { retryRunJobs } from '../../src/runs/retry-jobs.js';
 import { getObjectBytes, putBytesObject } from '../../src/storage/s3.js';
 import { startRenderWorker } from '../../workers/render-worker.js';
@@ -142,5 +147,109 @@ describe('depthq retry when BullMQ refuses the move', () => {
     expect(await waitForCounters(ledger, run, exactly({ succeeded: 1 }))).toMatchObject({ succeeded: 1, total: 1 });
     expect(await ledger.money(run)).toEqual({ budget: 10 * price, reserved: 0, spent: price, possiblyBilled: 0 });
     expect(simulator.stats().inputsBilledMoreThanOnce).toBe(0);
+  });
+});
+
+/** What `removeOnFail` does once a failed job is past its retention: BullMQ forgets it, the ledger keeps its row. */
+async function pruneFromQueue(fixture: RenderRunFixture): Promise<void> {
+  for (const job of fixture.jobs) {
+    const held = await fixture.queue.getJob(renderJobIdOf(job));
+    expect(await held?.getState()).toBe('failed');
+    await held?.remove();
+  }
+  expect(await fixture.queue.getJobCounts('failed')).toEqual({ failed: 0 });
+}
+
+describe('depthq retry of a job BullMQ removed', () => {
+  it('rebuilds a failed job from the payload the ledger kept, under the same id, and it renders', async () => {
+    const fixture = await failedRun(2);
+    const { queue, ledger, run } = fixture;
+    const simulator = stack().simulator;
+    if (simulator === undefined) throw new Error('no simulator');
+    await pruneFromQueue(fixture);
+
+    // Before the fix: skipped, "ingest the manifest again" — and ingest skips a job whose row is failed.
+    const outcome = await retryRunJobs(queue, ledger, run, await metaOf(fixture), selection, resume);
+    expect(outcome.skipped).toEqual([]);
+    expect(outcome.requeued.map((job) => job.jobId)).toEqual(fixture.jobs.map(renderJobIdOf).sort());
+    for (const job of fixture.jobs) {
+      const rebuilt = await queue.getJob(renderJobIdOf(job));
+      expect(parseRenderJob(rebuilt?.data)).toEqual(job);
+    }
+    expect(await waitForCounters(ledger, run, exactly({ succeeded: 2 }))).toMatchObject({ succeeded: 2, total: 2 });
+    expect(await ledger.money(run)).toEqual({ budget: 10 * price, reserved: 0, spent: 2 * price, possiblyBilled: 0 });
+    expect(simulator.stats().inputsBilledMoreThanOnce).toBe(0);
+  });
+
+  it('rebuilds a flagged job with its next seed, keeping the prediction ids its row had', async () => {
+    const fixture = await prepareRenderRun(stack(), { images: 2, styles: ['day'] });
+    fixtures.push(fixture);
+    const { queue, ledger, run } = fixture;
+    const simulator = stack().simulator;
+    if (simulator === undefined) throw new Error('no simulator');
+    simulator.setFaults({ flaggedRate: 1 });
+    try {
+      workers.push(await startRenderWorker(fixture.config, { concurrency: 2 }));
+      expect(await waitForCounters(ledger, run, exactly({ flagged: 2 }))).toMatchObject({ flagged: 2 });
+    } finally {
+      simulator.setFaults({ flaggedRate: 0 });
+    }
+    const flaggedIds = new Map<string, readonly string[]>();
+    for await (const { jobId, row } of ledger.results(run)) flaggedIds.set(jobId, row.predictionIds ?? []);
+    for (const job of fixture.jobs) {
+      const held = await queue.getJob(renderJobIdOf(job));
+      await held?.remove();
+    }
+
+    const outcome = await retryRunJobs(
+      queue,
+      ledger,
+      run,
+      await metaOf(fixture),
+      { failed: false, flagged: true, reseed: true },
+      resume,
+    );
+    expect(outcome.skipped).toEqual([]);
+    expect(outcome.requeued).toHaveLength(2);
+    for (const requeued of outcome.requeued) {
+      const job = fixture.jobs.find((candidate) => renderJobIdOf(candidate) === requeued.jobId);
+      if (job === undefined) throw new Error('unknown job');
+      const identity = { run: job.run, rowId: job.rowId, style: job.style };
+      expect(requeued.seed).toBe(nextSeedAfter(identity, Number(job.input.seed)).seed);
+      // The kept payload follows the reseed: a later rebuild renders what this retry asked for.
+      expect(parseRenderJob(await ledger.payload(run, requeued.jobId)).input.seed).toBe(requeued.seed);
+    }
+    expect(await waitForCounters(ledger, run, exactly({ succeeded: 2 }))).toMatchObject({ succeeded: 2, flagged: 0 });
+    for (const requeued of outcome.requeued) {
+      const row = await ledger.result(run, requeued.jobId);
+      const before = flaggedIds.get(requeued.jobId) ?? [];
+      expect(before).toHaveLength(1);
+      expect(row).toMatchObject({ status: 'succeeded', seed: requeued.seed });
+      expect(row?.predictionIds?.slice(0, 1)).toEqual(before);
+      expect(row?.predictionIds).toHaveLength(2);
+    }
+    // The refused predictions may have been billed: they stay counted; the new images are spent.
+    expect(await ledger.money(run)).toEqual({
+      budget: null,
+      reserved: 0,
+      spent: costOf(price, 2),
+      possiblyBilled: costOf(price, 2),
+    });
+    expect(simulator.stats().inputsBilledMoreThanOnce).toBe(0);
+  });
+
+  it('says why it cannot rebuild a removed job the ledger kept no payload for', async () => {
+    const fixture = await failedRun(1);
+    const { queue, ledger, run, redis, prefix } = fixture;
+    await pruneFromQueue(fixture);
+    // A job enqueued by a depthq that kept no payloads.
+    await redis.del(ledgerKeys(prefix, run).payloads);
+    const outcome = await retryRunJobs(queue, ledger, run, await metaOf(fixture), selection, resume);
+    expect(outcome.requeued).toEqual([]);
+    expect(outcome.skipped.map((skipped) => skipped.why)).toEqual([
+      'BullMQ no longer holds the job (removed after its retention) and the ledger kept no payload for it ' +
+        '(enqueued by a depthq that did not keep payloads): it cannot be rebuilt',
+    ]);
+    expect(await ledger.counters(run)).toMatchObject({ failed: 1, queued: 0 });
   });
 });

@@ -435,6 +435,7 @@ describe('ledger keys', () => {
       reservations: 'depthq:run:myrun:reservations',
       settlements: 'depthq:run:myrun:settlements',
       state: 'depthq:run:myrun:state',
+      payloads: 'depthq:run:myrun:payloads',
       pause: 'depthq:run:myrun:pause',
     });
     expect(DEFAULT_KEY_PREFIX).toBe('depthq');
