@@ -15,6 +15,7 @@ import { RunLedger } from '../src/ledger/run-ledger.js';
 import { createLogger, type Logger } from '../src/logging/logger.js';
 import type { RenderOutcome } from '../src/pipeline/render.js';
 import { createRenderProcessor, defaultPipelineSettings } from '../src/pipeline/render.js';
+import { stalledJobSettler } from '../src/pipeline/stalled-jobs.js';
 import { ReplicateProvider } from '../src/providers/replicate.js';
 import { defaultRetryPolicy } from '../src/providers/transport.js';
 import { closeConnection, createWorkerConnection } from '../src/queue/connections.js';
@@ -228,6 +229,9 @@ export async function startRenderWorker(
   worker.on('failed', (job, error) => {
     if (job) logger.warn({ jobId: job.id, attemptsMade: job.attemptsMade, err: error.message }, 'job attempt failed');
   });
+  // A job BullMQ fails without running the processor (stalled too often) still needs its row and money settled.
+  const stalledJobs = stalledJobSettler({ ledger: new RunLedger(workerConnection, config.prefix), log: logger });
+  worker.on('failed', stalledJobs.onFailed);
   await worker.waitUntilReady();
   logger.info(
     { queue: RENDER_QUEUE_NAME, prefix: config.prefix, concurrency: settings.workerConcurrency },
@@ -248,6 +252,7 @@ export async function startRenderWorker(
           await worker.close();
         } finally {
           clearTimeout(abortTimer);
+          await stalledJobs.idle();
           await queue.close();
           await closeEverything();
         }
