@@ -200,7 +200,10 @@ function retryDelay(
   const deadline = Math.min(retentionDeadline ?? Number.NEGATIVE_INFINITY, retryingSince + postCreateRetryMs);
   const backoff = backoffDelayMs({ attempt: retries + 1, baseMs: retryBaseMs, capMs: retryCapMs, random: deps.random });
   const delayMs = failure.kind === 'throttled' ? Math.max(backoff, failure.retryAfterMs) : backoff;
-  return deps.now() + delayMs < deadline ? delayMs : undefined;
+  const leftMs = deadline - deps.now();
+  if (leftMs <= 0) return undefined;
+  // A delay that would overshoot the deadline is cut short: the last try comes at the deadline, not never.
+  return Math.min(delayMs, leftMs);
 }
 
 /** A failure this attempt cannot get past: the queue retries the job, or, on the last attempt, it ends here. */

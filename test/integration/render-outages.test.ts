@@ -258,13 +258,17 @@ describe('render outages', () => {
     }
   }, 60_000);
 
-  it('b. short retention: a 3.5 s S3 outage in the middle of 64 jobs; every job succeeds, no output expires', async () => {
-    const retentionMs = 6_000;
+  it('b. short retention: a 3.5 s S3 outage in the middle of 96 jobs; every job succeeds, no output expires', async () => {
+    // Outputs are kept 10 s and the backlog after the outage is longer than that (76+ jobs of ~250 ms, two at a time).
+    // A job whose upload the outage cut holds a prediction at most ~2 s old (its upload is held before the outage):
+    // retried inside the job it has ~9 s to store it, whatever the load; sent to the back of the queue it comes back
+    // after the backlog, past the retention.
+    const retentionMs = 10_000;
     const outageMs = 3_500;
     const scene = await setUpScene({
-      images: 32,
+      images: 48,
       styles: ['day', 'night'],
-      simulator: { retentionMs, startDelayMs: { min: 2, max: 5 }, latencyMs: { min: 20, max: 40 } },
+      simulator: { retentionMs, startDelayMs: { min: 2, max: 5 }, latencyMs: { min: 150, max: 200 } },
       env: {
         DEPTHQ_PROVIDER_RETENTION_MS: String(retentionMs),
         DEPTHQ_RETENTION_MARGIN_MS: '1000',
@@ -278,12 +282,12 @@ describe('render outages', () => {
     const { fixture, simulator, s3Proxy } = scene;
     const { ledger, run } = fixture;
     const total = fixture.jobs.length;
-    expect(total).toBe(64);
+    expect(total).toBe(96);
     await startWorkerFor(scene, 2);
 
     await waitForCounters(ledger, run, (counters) => counters.succeeded >= 20, 30_000);
     // The outage starts while an output upload is in flight, so at least one job holds a succeeded, unstored prediction.
-    // Its output is deleted 6 s after its creation: retried inside the job it is stored once S3 is back; left to the
+    // Its output is deleted 10 s after its creation: retried inside the job it is stored once S3 is back; left to the
     // queue's jittered backoff it may come back too late (output-expired), depending on what the jitter draws.
     const outputUpload = isOutputUpload(fixture);
     s3Proxy.setDelay((request) => (outputUpload(request) ? 2_000 : 0));
@@ -307,7 +311,7 @@ describe('render outages', () => {
       ledger,
       run,
       (c) => c.succeeded + c.failed + c.flagged + c.canceled === total,
-      30_000,
+      60_000,
     );
     const rows = await rowsOf(fixture);
     const unsuccessful = [...rows]
@@ -327,7 +331,7 @@ describe('render outages', () => {
     }
     await expectBillingOracle(scene);
     expect.soft(simulator.stats().billedImages, 'images billed').toBe(total);
-  }, 60_000);
+  }, 90_000);
 
   it('c1. the provider unreachable while the prediction runs, on the last attempt: its reservation is possibly billed', async () => {
     const scene = await setUpScene({

@@ -312,6 +312,16 @@ describe('post-create failures are retried inside the job', () => {
     expect(ledger.money()).toMatchObject({ reserved: 0, spent: 0, possiblyBilled: reservation });
   });
 
+  it('makes its last try at the deadline when the backoff would overshoot it', async () => {
+    const { deps, store, clock, provider } = harness({ retryBaseMs: 60_000, retryCapMs: 60_000, postCreateRetryMs: 5 });
+    store.copyFailures = [s3Down()];
+    const started = Date.now();
+    expect(await runRenderJob({ ...deps, now: () => clock.now + (Date.now() - started) }, queued())).toMatchObject({
+      kind: 'succeeded',
+    });
+    expect(provider.creates).toHaveLength(1);
+  });
+
   it('does not retry in the job before a prediction exists: the attempt fails at once', async () => {
     const { deps, provider } = harness();
     provider.createFailures = [new ProviderHttpError('POST', 'https://api.test/v1', 503, {}, null)];
