@@ -177,7 +177,7 @@ describe('an account Replicate refuses pauses the run until `depthq resume`', ()
       styles: ['day'],
       concurrency: 4,
       // Long enough that every prediction is still running when the token is refused.
-      simulator: { latencyMs: { min: 3_000, max: 3_500 } },
+      simulator: { latencyMs: { min: 6_000, max: 6_500 } },
     });
     const { fixture, simulator } = scene;
     const { ledger, queue, run } = fixture;
