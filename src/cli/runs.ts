@@ -209,7 +209,9 @@ export function registerRunCommands(program: Command): void {
       'after',
       '\nFinal: a canceled run cannot be resumed. Needs REPLICATE_API_TOKEN (and REPLICATE_BASE_URL for a simulator)\n' +
         'to cancel predictions in flight. Jobs a worker is running are recorded canceled by that worker once their\n' +
-        'prediction ends; a prediction that had started may still be billed (the ledger keeps it as possiblyBilled).' +
+        'prediction ends; a prediction that had started may still be billed (the ledger keeps it as possiblyBilled).\n' +
+        'A job this command cannot decide (the provider did not answer its cancel or its lookup) stays queued with its\n' +
+        'money held; the next worker that takes it cancels and records it. Exit code 1 when there were such problems.' +
         CONFIG_HINT,
     )
     .action(async (run: string) => {
@@ -226,7 +228,7 @@ export function registerRunCommands(program: Command): void {
         say(
           `run ${run} ${outcome.alreadyCanceled ? 'was already canceled' : 'canceled'}: ` +
             `${outcome.ended} jobs removed and recorded canceled, ${outcome.predictionsCanceled} predictions canceled, ` +
-            `${outcome.leftToWorkers} jobs in flight are recorded by their workers` +
+            `${outcome.leftToWorkers} jobs left to the workers (in flight, or undecided here), which cancel and record them` +
             (outcome.finishing > 0 ? `, ${outcome.finishing} finished (paid) predictions will be stored` : ''),
         );
         for (const problem of outcome.problems) process.stderr.write(`depthq cancel: ${problem}\n`);
