@@ -13,6 +13,7 @@ import type { RenderJob } from '../core/render-job.js';
 import { type AttemptProgress, freshAttempt } from '../core/render-state.js';
 import type { ResultRow, ResultStatus, RunLedger } from '../ledger/run-ledger.js';
 import type { ImageModelProvider, Prediction } from '../providers/provider.js';
+import type { PredictionClaims } from '../queue/prediction-claims.js';
 import type { RenderOutcome } from './sidecar.js';
 
 /** The ledger calls a render job makes: `RunLedger` in production, an in-memory ledger in unit tests. */
@@ -106,6 +107,8 @@ export interface StepDeps {
   readonly ledger: RenderLedger;
   readonly settings: PipelineSettings;
   readonly now: () => number;
+  /** Which job owns which prediction: a lookup by input never adopts another job's prediction. */
+  readonly claims: PredictionClaims;
   /** In [0, 1): the jitter of in-job retry delays. */
   readonly random: () => number;
   /**

@@ -13,6 +13,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ImageModelProvider } from '../providers/provider.js';
 import { writeCheckpointFenced } from '../queue/fenced-checkpoint.js';
+import { RedisPredictionClaims } from '../queue/prediction-claims.js';
 import type { RenderQueueJob } from '../queue/render-queue.js';
 import { defaultPipelineSettings, type PipelineSettings, type RenderLedger, type StepDeps } from './render-context.js';
 import { runRenderJob } from './run-job.js';
@@ -56,6 +57,7 @@ export function createRenderProcessor(deps: RenderPipelineDeps): RenderProcessor
     ledger: deps.ledger,
     settings: { ...defaultPipelineSettings, ...deps.settings },
     now: deps.now ?? Date.now,
+    claims: new RedisPredictionClaims(deps.redis, deps.queueKeyPrefix),
     random: Math.random,
     log: deps.logger,
     ...(deps.confirmDurable ? { confirmDurable: deps.confirmDurable } : {}),

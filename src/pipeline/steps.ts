@@ -127,8 +127,10 @@ const adopt: Step = async (deps, job) => {
     new Date(sentAt - clockSkewMs),
     job.signal,
     new Date(inFlightUntil + clockSkewMs),
+    mayAdoptFor(deps, job),
   );
   if (found !== undefined) {
+    await claimOrStop(deps, job, found);
     job.log.info({ predictionId: found.id }, 'adopted the prediction a previous attempt created');
     await job.save(withCurrentPrediction(job.checkpoint, found.id, found.created_at));
     job.pending = found;
@@ -143,6 +145,20 @@ const adopt: Step = async (deps, job) => {
   await job.save({ ...job.checkpoint, orphanSuspected: true });
   return undefined;
 };
+
+/** A prediction found by input may be adopted only when no other job owns it (two jobs can send the same input). */
+function mayAdoptFor(deps: StepDeps, job: RenderJobState): (prediction: Prediction) => Promise<boolean> {
+  return async (prediction) => {
+    const owner = await deps.claims.ownerOf(prediction.id);
+    return owner === undefined || owner === job.jobId;
+  };
+}
+
+/** Records the job as the prediction's owner; another job that claimed it first keeps it, and this attempt stops. */
+async function claimOrStop(deps: StepDeps, job: RenderJobState, prediction: Prediction): Promise<void> {
+  if (await deps.claims.claim(prediction.id, job.jobId)) return;
+  throw new TransientJobError(`prediction ${prediction.id} was claimed by another job with the same input`);
+}
 
 /** The one create this job pays for. The fence: only the worker that still owns the job gets past the `creating` write. */
 const create: Step = async (deps, job) => {
@@ -170,6 +186,7 @@ const create: Step = async (deps, job) => {
       waitSeconds: createWaitSeconds,
       cancelAfterMs,
       ...(signal ? { signal } : {}),
+      mayAdopt: mayAdoptFor(deps, job),
       // The fence, again, before every re-send: a worker that lost the job since the first send sends nothing more.
       beforeResend: async () => {
         const sent = job.checkpoint.creating;
@@ -191,6 +208,7 @@ const create: Step = async (deps, job) => {
   }
   const prediction = created.prediction;
   if (created.adopted) job.log.info({ predictionId: prediction.id }, 'create answer lost: adopted by input');
+  await claimOrStop(deps, job, prediction);
   await job.save(withCurrentPrediction(job.checkpoint, prediction.id, prediction.created_at));
   job.pending = prediction;
   job.sighting = sightingOf(prediction);

@@ -83,6 +83,11 @@ export interface CreatePredictionRequest {
    * find): the caller's fence. It throws to stop — e.g. when the job's lock was lost, so another worker owns the create.
    */
   readonly beforeResend?: (send: number) => Promise<void>;
+  /**
+   * Whether a prediction found by input while reconciling this create may be adopted (e.g. no other job owns it): two
+   * jobs can send the same input, and each must adopt only its own prediction.
+   */
+  readonly mayAdopt?: (prediction: Prediction) => Promise<boolean>;
 }
 
 export interface CreatedPrediction {
@@ -106,10 +111,17 @@ export interface ImageModelProvider {
   /** Predictions created in [since, until], newest first, as Replicate lists them (account-wide). */
   listCreatedBetween(since: Date, until: Date, signal?: AbortSignal): AsyncGenerator<Prediction>;
   /** The prediction of `model` created since `since` whose input equals `input` exactly, if one exists. */
-  findByInput(model: ModelId, input: ModelInput, since: Date, signal?: AbortSignal): Promise<Prediction | undefined>;
+  findByInput(
+    model: ModelId,
+    input: ModelInput,
+    since: Date,
+    signal?: AbortSignal,
+    accept?: (prediction: Prediction) => Promise<boolean>,
+  ): Promise<Prediction | undefined>;
   /**
    * The same, by the input's `inputFingerprint`: what a job that crashed mid-create kept of what it sent. Looks only at
-   * predictions created in [since, until] (`until` defaults to now + the clock skew).
+   * predictions created in [since, until] (`until` defaults to now + the clock skew), newest first, and returns the
+   * first that `accept` (default: any) takes.
    */
   findByFingerprint(
     model: ModelId,
@@ -117,6 +129,7 @@ export interface ImageModelProvider {
     since: Date,
     signal?: AbortSignal,
     until?: Date,
+    accept?: (prediction: Prediction) => Promise<boolean>,
   ): Promise<Prediction | undefined>;
   /** Resolves once the prediction is succeeded, failed, canceled or aborted, polling with growing intervals. */
   awaitTerminal(prediction: Prediction, options?: AwaitOptions): Promise<Prediction>;

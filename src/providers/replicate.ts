@@ -131,6 +131,7 @@ export class ReplicateProvider implements ImageModelProvider {
             request.input,
             new Date(sentAt - this.clockSkewMs),
             request.signal,
+            request.mayAdopt,
           );
         } catch (lookupError) {
           throw lookupError instanceof ProviderCallError ? new CreateOutcomeUnknownError(lookupError) : lookupError;
@@ -193,8 +194,14 @@ export class ReplicateProvider implements ImageModelProvider {
     }
   }
 
-  findByInput(model: ModelId, input: ModelInput, since: Date, signal?: AbortSignal): Promise<Prediction | undefined> {
-    return this.findByFingerprint(model, inputFingerprint(input), since, signal);
+  findByInput(
+    model: ModelId,
+    input: ModelInput,
+    since: Date,
+    signal?: AbortSignal,
+    accept?: (prediction: Prediction) => Promise<boolean>,
+  ): Promise<Prediction | undefined> {
+    return this.findByFingerprint(model, inputFingerprint(input), since, signal, undefined, accept);
   }
 
   async findByFingerprint(
@@ -203,10 +210,12 @@ export class ReplicateProvider implements ImageModelProvider {
     since: Date,
     signal?: AbortSignal,
     until: Date = new Date(this.now() + this.clockSkewMs),
+    accept?: (prediction: Prediction) => Promise<boolean>,
   ): Promise<Prediction | undefined> {
     for await (const prediction of this.listCreatedBetween(since, until, signal)) {
       if (prediction.model !== undefined && prediction.model !== model) continue;
-      if (prediction.input && inputFingerprint(prediction.input) === fingerprint) return prediction;
+      if (!prediction.input || inputFingerprint(prediction.input) !== fingerprint) continue;
+      if (accept === undefined || (await accept(prediction))) return prediction;
     }
     return undefined;
   }

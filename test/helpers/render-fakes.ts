@@ -32,6 +32,7 @@ import type {
   ImageModelProvider,
   Prediction,
 } from '../../src/providers/provider.js';
+import { MemoryPredictionClaims } from '../../src/queue/prediction-claims.js';
 
 export const T0 = Date.parse('2026-01-01T10:00:00.000Z');
 
@@ -96,8 +97,16 @@ export class FakeProvider implements ImageModelProvider {
     throw new Error('the render job looks lost creates up by fingerprint');
   }
 
-  async findByFingerprint(): Promise<Prediction | undefined> {
-    return this.lost;
+  async findByFingerprint(
+    _model: string,
+    _fingerprint: string,
+    _since: Date,
+    _signal?: AbortSignal,
+    _until?: Date,
+    accept?: (prediction: Prediction) => Promise<boolean>,
+  ): Promise<Prediction | undefined> {
+    if (this.lost === undefined) return undefined;
+    return accept === undefined || (await accept(this.lost)) ? this.lost : undefined;
   }
 
   async awaitTerminal(prediction: Prediction, _options?: AwaitOptions): Promise<Prediction> {
@@ -277,6 +286,7 @@ export class FakeQueuedJob implements QueuedRenderJob {
 
 export interface Harness {
   readonly clock: { now: number };
+  readonly claims: MemoryPredictionClaims;
   readonly provider: FakeProvider;
   readonly store: FakeStore;
   readonly ledger: MemoryLedger;
@@ -288,14 +298,16 @@ export function harness(settings: Partial<PipelineSettings> = {}): Harness {
   const provider = new FakeProvider(clock);
   const store = new FakeStore();
   const ledger = new MemoryLedger();
+  const claims = new MemoryPredictionClaims();
   const deps: StepDeps = {
     provider,
     store,
     ledger,
     settings: { ...defaultPipelineSettings, retryBaseMs: 1, retryCapMs: 2, ...settings },
     now: () => clock.now,
+    claims,
     random: () => 0.5,
     log: pino({ level: 'silent' }),
   };
-  return { clock, provider, store, ledger, deps };
+  return { clock, provider, store, ledger, claims, deps };
 }

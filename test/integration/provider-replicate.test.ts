@@ -312,6 +312,20 @@ describe('ReplicateProvider', () => {
     expect(creates).toBe(1);
   });
 
+  it("finds only a prediction the caller accepts: two jobs' identical inputs are told apart by their owners", async () => {
+    const provider = providerFor();
+    const since = new Date(Date.now() - 1000);
+    const input = uniqueInput();
+    const first = await provider.create({ model: fluxDepthPro.id, input, waitSeconds: 10 });
+    const second = await provider.create({ model: fluxDepthPro.id, input, waitSeconds: 10 });
+    const owned = new Set([second.prediction.id]);
+    const free = async (prediction: { id: string }) => !owned.has(prediction.id);
+    expect((await provider.findByInput(fluxDepthPro.id, input, since))?.id).toBe(second.prediction.id);
+    expect((await provider.findByInput(fluxDepthPro.id, input, since, undefined, free))?.id).toBe(first.prediction.id);
+    owned.add(first.prediction.id);
+    expect(await provider.findByInput(fluxDepthPro.id, input, since, undefined, free)).toBeUndefined();
+  });
+
   it('stops listing once past the window and skips predictions it cannot read', async () => {
     const provider = providerFor();
     const input = uniqueInput();

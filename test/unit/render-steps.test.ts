@@ -81,6 +81,22 @@ describe('the happy path: gate → reserve → create → await → store → re
     expect(ledger.lastRow()?.predictionIds).toEqual(['p5']);
   });
 
+  it("never adopts another job's prediction with the same input: each prediction has one owner", async () => {
+    const { deps, provider, claims } = harness();
+    provider.lost = provider.prediction('p5', { status: 'processing' });
+    await claims.claim('p5', 'job-2');
+    const at = new Date(T0 - 1000).toISOString();
+    const job = queued({ ...emptyCheckpoint, creating: { fingerprint, sentAt: at, sendsEndedAt: at } });
+    expect(await runRenderJob(deps, job)).toMatchObject({ kind: 'succeeded', outcome: { predictionId: 'p1' } });
+    expect(provider.creates).toHaveLength(1);
+    expect(claims.owners).toEqual(
+      new Map([
+        ['p5', 'job-2'],
+        ['p1', 'job-1'],
+      ]),
+    );
+  });
+
   it('creates again, orphan suspected, when a lost create whose sends ended is not found', async () => {
     const { deps, provider, ledger } = harness();
     const at = new Date(T0 - 1000).toISOString();
