@@ -11,6 +11,12 @@
  * - Every script first checks that the run's meta hash exists: a typo in a run id must fail loudly, not reserve against
  *   an absent (that is, unlimited) budget.
  * - Replies are flat arrays of strings (Lua `false` becomes a null reply), so one reply parser serves all scripts.
+ * - The writes a render job makes (reserve, settle, release, recordResult) also exist **fenced** (`<name>Fenced`): one
+ *   more key, the job's BullMQ lock `<prefix>:<queue>:<jobId>:lock`, last in KEYS, and the worker's lock token last in
+ *   ARGV. The script writes nothing and replies `{'lock-lost'}` unless the lock still holds that token — checked in the
+ *   same atomic step as the write, exactly as the fenced checkpoint write (src/queue/fenced-checkpoint.ts). CLI callers
+ *   (ingest, cancel, retry) hold no lock and use the plain scripts. A script's keys must hash to one slot only in Redis
+ *   Cluster; depthq does not support Cluster (its ledger keys and BullMQ's lock keys do not share a hash tag).
  *
  * The Lua is kept in this module, not in `.lua` files, so tsx, the compiled build and the Docker image all ship it
  * without a copy step. Scripts are registered with ioredis `defineCommand` (EVALSHA, falling back to EVAL).
@@ -359,6 +365,20 @@ return {'registered', tostring(added)}
 `,
 };
 
+/**
+ * The script guarded by the job's lock: KEYS[#KEYS] is the lock key, ARGV[#ARGV] the worker's token (both appended
+ * after the script's own, so its body reads its keys and arguments where it always did).
+ */
+function fenced(script: LuaScript): LuaScript {
+  return {
+    name: `${script.name}Fenced`,
+    numberOfKeys: script.numberOfKeys + 1,
+    lua: `-- Fenced: nothing is written unless the job's lock (last key) still holds the worker's token (last argument).
+if redis.call('GET', KEYS[#KEYS]) ~= ARGV[#ARGV] then return {'lock-lost'} end
+${script.lua}`,
+  };
+}
+
 export const ledgerScripts = {
   createRun,
   reserve,
@@ -368,6 +388,10 @@ export const ledgerScripts = {
   setBudget,
   recordResult,
   registerJobs,
+  reserveFenced: fenced(reserve),
+  settleFenced: fenced(settle),
+  releaseFenced: fenced(release),
+  recordResultFenced: fenced(recordResult),
 } as const satisfies Record<string, LuaScript>;
 
 type ScriptReply = Promise<unknown>;
@@ -417,6 +441,47 @@ export interface LedgerCommands {
     status: string,
     rowJson: string,
     expectedRowJson: string,
+  ): ScriptReply;
+  depthqLedgerReserveFenced(
+    meta: string,
+    money: string,
+    reservations: string,
+    settlements: string,
+    lock: string,
+    jobId: string,
+    amount: string,
+    token: string,
+  ): ScriptReply;
+  depthqLedgerSettleFenced(
+    meta: string,
+    money: string,
+    reservations: string,
+    settlements: string,
+    lock: string,
+    jobId: string,
+    spent: string,
+    possiblyBilled: string,
+    settledAt: string,
+    token: string,
+  ): ScriptReply;
+  depthqLedgerReleaseFenced(
+    meta: string,
+    money: string,
+    reservations: string,
+    lock: string,
+    jobId: string,
+    token: string,
+  ): ScriptReply;
+  depthqLedgerRecordResultFenced(
+    meta: string,
+    results: string,
+    counters: string,
+    lock: string,
+    jobId: string,
+    status: string,
+    rowJson: string,
+    expectedRowJson: string,
+    token: string,
   ): ScriptReply;
   depthqLedgerRegisterJobs(
     meta: string,

@@ -20,6 +20,7 @@ import { DepthqError, UsageError } from '../core/errors.js';
 import { canonicalJson } from '../core/fingerprint.js';
 import { type LedgerKeys, ledgerKeys, runsIndexKey } from '../core/keys.js';
 import { assertMicros, type BudgetState, formatUsd, type Micros } from '../core/money.js';
+import { LockLostError } from '../queue/fenced-checkpoint.js';
 import { type LedgerCommands, withLedgerCommands } from './ledger-scripts.js';
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -210,6 +211,35 @@ export interface ResultsOptions {
   readonly batchSize?: number;
 }
 
+/**
+ * A render job's hold on its ledger writes: the job's BullMQ lock key (`<prefix>:<queue>:<jobId>:lock`) and the token
+ * the worker was given with the job. A fenced write happens only while the lock holds the token.
+ */
+export interface LedgerFence {
+  readonly lockKey: string;
+  readonly token: string;
+}
+
+/**
+ * The ledger as one render job uses it (`fencedFor`): its four writes are fenced by the job's lock and throw
+ * `LockLostError` once another worker may own the job; reading the run's state and pausing the run are not job writes.
+ */
+export type JobLedger = Pick<RunLedger, 'runState' | 'pauseFor' | 'reserve' | 'settle' | 'release' | 'recordResult'>;
+
+function checkFence(fence: LedgerFence): LedgerFence {
+  if (fence.lockKey === '') throw new RangeError('a fence needs the job lock key');
+  // BullMQ's token "0" means "no lock": a fence on it would hold for no one.
+  if (fence.token === '' || fence.token === '0') {
+    throw new RangeError(`a fence needs the job's lock token, got ${JSON.stringify(fence.token)}`);
+  }
+  return fence;
+}
+
+/** Throws `LockLostError` for a fenced script's `lock-lost` reply: nothing was written. */
+function refuseLostLock(outcome: string | null | undefined, jobId: string): void {
+  if (outcome === 'lock-lost') throw new LockLostError(jobId);
+}
+
 /** Rows per registerJobs script call: large enough to amortise round trips, small enough not to block Redis long. */
 const REGISTER_CHUNK_ROWS = 1000;
 
@@ -393,6 +423,25 @@ export class RunLedger {
     return ledgerKeys(this.prefix, run);
   }
 
+  /**
+   * The ledger for one processing of one render job: `reserve`, `settle`, `release` and `recordResult` are written only
+   * while `fence.lockKey` still holds `fence.token`, checked inside the same Lua script as the write, and throw
+   * `LockLostError` (writing nothing) otherwise. A worker that lost its lock (an event-loop stall past lockDuration, a
+   * network flap) keeps running until it notices; fenced, it can no longer release the reservation of the job's next
+   * life, settle it a second way, or write `failed` over the `succeeded` row the next life wrote.
+   */
+  fencedFor(fence: LedgerFence): JobLedger {
+    const held = checkFence(fence);
+    return {
+      runState: (run) => this.runState(run),
+      pauseFor: (run, cause) => this.pauseFor(run, cause),
+      reserve: (run, jobId, amount) => this.#reserve(run, jobId, amount, held),
+      settle: (run, jobId, amounts) => this.#settle(run, jobId, amounts, held),
+      release: (run, jobId) => this.#release(run, jobId, held),
+      recordResult: (run, jobId, row) => this.#recordResult(run, jobId, row, held),
+    };
+  }
+
   // --- runs ---------------------------------------------------------------------------------------------------------
 
   /**
@@ -451,17 +500,30 @@ export class RunLedger {
    * back unchanged, whatever `amount` it asks for now; a settled job gets `reason: 'settled'`.
    */
   async reserve(run: string, jobId: string, amount: Micros): Promise<ReserveOutcome> {
+    return this.#reserve(run, jobId, amount, undefined);
+  }
+
+  async #reserve(run: string, jobId: string, amount: Micros, fence: LedgerFence | undefined): Promise<ReserveOutcome> {
     const keys = this.#keys(run);
-    const reply = await this.#redis.depthqLedgerReserve(
-      keys.meta,
-      keys.money,
-      keys.reservations,
-      keys.settlements,
-      checkJobId(jobId),
-      encodeMicros(amount, 'amount'),
-    );
+    const id = checkJobId(jobId);
+    const micros = encodeMicros(amount, 'amount');
+    const { meta, money, reservations, settlements } = keys;
+    const reply =
+      fence === undefined
+        ? await this.#redis.depthqLedgerReserve(meta, money, reservations, settlements, id, micros)
+        : await this.#redis.depthqLedgerReserveFenced(
+            meta,
+            money,
+            reservations,
+            settlements,
+            fence.lockKey,
+            id,
+            micros,
+            fence.token,
+          );
     const parts = replyParts(reply, 'reserve');
     const [outcome, detail] = parts;
+    refuseLostLock(outcome, jobId);
     if (outcome === 'no-run') throw new RunNotFoundError(run);
     const state = moneyStateOf(parts, 2);
     switch (outcome) {
@@ -487,19 +549,38 @@ export class RunLedger {
     jobId: string,
     amounts: { readonly spent: Micros; readonly possiblyBilled: Micros },
   ): Promise<SettleOutcome> {
-    const keys = this.#keys(run);
-    const reply = await this.#redis.depthqLedgerSettle(
-      keys.meta,
-      keys.money,
-      keys.reservations,
-      keys.settlements,
-      checkJobId(jobId),
-      encodeMicros(amounts.spent, 'spent'),
-      encodeMicros(amounts.possiblyBilled, 'possiblyBilled'),
-      this.#now().toISOString(),
-    );
+    return this.#settle(run, jobId, amounts, undefined);
+  }
+
+  async #settle(
+    run: string,
+    jobId: string,
+    amounts: { readonly spent: Micros; readonly possiblyBilled: Micros },
+    fence: LedgerFence | undefined,
+  ): Promise<SettleOutcome> {
+    const { meta, money, reservations, settlements } = this.#keys(run);
+    const id = checkJobId(jobId);
+    const spent = encodeMicros(amounts.spent, 'spent');
+    const possiblyBilled = encodeMicros(amounts.possiblyBilled, 'possiblyBilled');
+    const at = this.#now().toISOString();
+    const reply =
+      fence === undefined
+        ? await this.#redis.depthqLedgerSettle(meta, money, reservations, settlements, id, spent, possiblyBilled, at)
+        : await this.#redis.depthqLedgerSettleFenced(
+            meta,
+            money,
+            reservations,
+            settlements,
+            fence.lockKey,
+            id,
+            spent,
+            possiblyBilled,
+            at,
+            fence.token,
+          );
     const parts = replyParts(reply, 'settle');
     const [outcome, detail] = parts;
+    refuseLostLock(outcome, jobId);
     if (outcome === 'no-run') throw new RunNotFoundError(run);
     if (outcome !== 'settled' && outcome !== 'already') {
       throw new LedgerDataError(`settle replied with an unknown outcome ${JSON.stringify(outcome)}`);
@@ -556,10 +637,19 @@ export class RunLedger {
 
   /** Drops the job's reservation without spending anything (failed before create, canceled before start). */
   async release(run: string, jobId: string): Promise<ReleaseOutcome> {
-    const keys = this.#keys(run);
-    const reply = await this.#redis.depthqLedgerRelease(keys.meta, keys.money, keys.reservations, checkJobId(jobId));
+    return this.#release(run, jobId, undefined);
+  }
+
+  async #release(run: string, jobId: string, fence: LedgerFence | undefined): Promise<ReleaseOutcome> {
+    const { meta, money, reservations } = this.#keys(run);
+    const id = checkJobId(jobId);
+    const reply =
+      fence === undefined
+        ? await this.#redis.depthqLedgerRelease(meta, money, reservations, id)
+        : await this.#redis.depthqLedgerReleaseFenced(meta, money, reservations, fence.lockKey, id, fence.token);
     const parts = replyParts(reply, 'release');
     const [outcome, detail] = parts;
+    refuseLostLock(outcome, jobId);
     if (outcome === 'no-run') throw new RunNotFoundError(run);
     if (outcome !== 'released' && outcome !== 'none') {
       throw new LedgerDataError(`release replied with an unknown outcome ${JSON.stringify(outcome)}`);
@@ -651,18 +741,35 @@ return {state, '1'}`,
     jobId: string,
     row: ResultRow,
   ): Promise<{ readonly previousStatus: ResultStatus | null }> {
-    const keys = this.#keys(run);
+    return this.#recordResult(run, jobId, row, undefined);
+  }
+
+  async #recordResult(
+    run: string,
+    jobId: string,
+    row: ResultRow,
+    fence: LedgerFence | undefined,
+  ): Promise<{ readonly previousStatus: ResultStatus | null }> {
+    const { meta, results, counters } = this.#keys(run);
+    const id = checkJobId(jobId);
     const valid = resultRowSchema.parse(row);
-    const reply = await this.#redis.depthqLedgerRecordResult(
-      keys.meta,
-      keys.results,
-      keys.counters,
-      checkJobId(jobId),
-      valid.status,
-      JSON.stringify(valid),
-      '',
-    );
+    const json = JSON.stringify(valid);
+    const reply =
+      fence === undefined
+        ? await this.#redis.depthqLedgerRecordResult(meta, results, counters, id, valid.status, json, '')
+        : await this.#redis.depthqLedgerRecordResultFenced(
+            meta,
+            results,
+            counters,
+            fence.lockKey,
+            id,
+            valid.status,
+            json,
+            '',
+            fence.token,
+          );
     const [outcome, previous] = replyParts(reply, 'recordResult');
+    refuseLostLock(outcome, jobId);
     if (outcome === 'no-run') throw new RunNotFoundError(run);
     if (outcome === 'new') return { previousStatus: null };
     const status = RESULT_STATUSES.find((known) => known === previous);

@@ -11,11 +11,12 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { DelayedError, RateLimitError, UnrecoverableError, WaitingError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { RunLedger } from '../ledger/run-ledger.js';
 import type { ImageModelProvider } from '../providers/provider.js';
 import { writeCheckpointFenced } from '../queue/fenced-checkpoint.js';
 import { RedisPredictionClaims } from '../queue/prediction-claims.js';
 import type { RenderQueueJob } from '../queue/render-queue.js';
-import { defaultPipelineSettings, type PipelineSettings, type RenderLedger, type StepDeps } from './render-context.js';
+import { defaultPipelineSettings, type PipelineSettings, type StepDeps } from './render-context.js';
 import { runRenderJob } from './run-job.js';
 import { defaultStoreTimeouts, S3OutputStore } from './s3-output-store.js';
 import type { RenderOutcome } from './sidecar.js';
@@ -26,7 +27,8 @@ export type { RenderOutcome } from './sidecar.js';
 export interface RenderPipelineDeps {
   readonly provider: ImageModelProvider;
   readonly s3: S3Client;
-  readonly ledger: RenderLedger;
+  /** The run ledger; each processing of a job writes through `fencedFor` its lock (see run-ledger.ts). */
+  readonly ledger: RunLedger;
   /** The worker's connection: fenced checkpoint writes and the control-image digest cache. */
   readonly redis: Redis;
   /** `<prefix>:<queue>`, where BullMQ keeps the job hashes and locks. */
@@ -66,7 +68,9 @@ export function createRenderProcessor(deps: RenderPipelineDeps): RenderProcessor
   return async function processRenderJob(job, token, signal) {
     if (job.id === undefined || token === undefined) throw new UnrecoverableError('render jobs need an id and a lock');
     const jobId = job.id;
-    const result = await runRenderJob(stepDeps, {
+    // Every ledger write of this processing is fenced by the job's lock, as its checkpoint writes are.
+    const ledger = deps.ledger.fencedFor({ lockKey: `${deps.queueKeyPrefix}:${jobId}:lock`, token });
+    const result = await runRenderJob({ ...stepDeps, ledger } satisfies StepDeps, {
       id: jobId,
       data: job.data,
       attemptsMade: job.attemptsMade,
