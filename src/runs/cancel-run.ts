@@ -23,12 +23,14 @@
  */
 import type { Job, Queue } from 'bullmq';
 import pLimit from 'p-limit';
+import { pino } from 'pino';
 import { type Checkpoint, emptyCheckpoint, readCheckpoint } from '../core/checkpoint.js';
 import { coerceError } from '../core/errors.js';
 import { findModel } from '../core/models.js';
 import { settlementOfEnd, standingOf } from '../core/money-rule.js';
 import { parseRenderJob, type RenderJob, reservationOfJob } from '../core/render-job.js';
 import type { ResultRow, ResultStatus, RunLedger } from '../ledger/run-ledger.js';
+import { settleJobFailedOutsideProcessor } from '../pipeline/stalled-jobs.js';
 import { type ImageModelProvider, type Prediction, sightingOf } from '../providers/provider.js';
 import type { RenderJobData } from '../queue/render-queue.js';
 
@@ -54,6 +56,9 @@ export interface CancelSettings {
   readonly clockSkewMs?: number;
   readonly now?: () => number;
 }
+
+/** What the cancel settles it reports in its outcome, not in a log. */
+const silentLog = pino({ level: 'silent' });
 
 /** Jobs looked at (BullMQ reads, cancel calls) at once. */
 const CANCEL_CONCURRENCY = 16;
@@ -201,7 +206,17 @@ export async function cancelRun(
       return 'ended';
     }
     const state = await job.getState();
-    if (state === 'completed' || state === 'failed') return 'already-ended';
+    if (state === 'failed') {
+      // Failed by BullMQ while its row says it may still run: failed without its processor (stalled too often) and not
+      // settled by the worker that saw it (it died first). Settled here, by the same rule, as the worker would have.
+      const settled = await settleJobFailedOutsideProcessor(
+        { ledger, log: silentLog, now },
+        { id: jobId, data: job.data, finishedOn: job.finishedOn ?? now() },
+        new Error(job.failedReason ?? 'failed'),
+      );
+      return settled.kind === 'settled' ? 'ended' : 'already-ended';
+    }
+    if (state === 'completed') return 'already-ended';
     const checkpoint = checkpointOf(job);
     const payload = payloadOf(job);
     if (checkpoint?.finished !== undefined) return 'finishing';

@@ -17,7 +17,9 @@ import { readCheckpoint } from '../../src/core/checkpoint.js';
 import { type RenderJob, renderJobIdOf, reservationOfJob } from '../../src/core/render-job.js';
 import { LOCAL_SIMULATOR_TOKEN, type LocalSimulatorOptions } from '../../src/local/stack.js';
 import { STALLED_FAILURE } from '../../src/pipeline/stalled-jobs.js';
+import { ReplicateProvider } from '../../src/providers/replicate.js';
 import { RENDER_QUEUE_NAME } from '../../src/queue/render-queue.js';
+import { cancelRun } from '../../src/runs/cancel-run.js';
 import { type RunningSimulator, startSimulator } from '../../src/sim/index.js';
 import { startRenderWorker } from '../../workers/render-worker.js';
 import { type DelayRule, type LatencyProxy, startLatencyProxy } from '../helpers/latency-proxy.js';
@@ -74,20 +76,7 @@ async function bullJob(scene: Scene): Promise<Job> {
  * take it: BullMQ fails it without running the processor, and B's `failed` listener settles it.
  */
 async function stallAndFail(scene: Scene, workerA: WorkerProcess): Promise<void> {
-  workerA.pause();
-  const connection = new Redis(scene.fixture.config.redisUrl, { maxRetriesPerRequest: null });
-  const checker = new Worker(
-    RENDER_QUEUE_NAME,
-    async () => {
-      throw new Error('the stall checker takes no jobs');
-    },
-    { connection, prefix: scene.fixture.prefix, autorun: false, maxStalledCount: 0, stalledInterval: 500 },
-  );
-  deferCleanup(async () => {
-    await checker.close();
-    connection.disconnect();
-  });
-  await checker.startStalledCheckTimer();
+  const checker = await stallChecker(scene, workerA, { takesJobs: false });
   await waitForCondition(
     'the stalled job marked to fail on its next start',
     async () => {
@@ -99,6 +88,38 @@ async function stallAndFail(scene: Scene, workerA: WorkerProcess): Promise<void>
   await checker.close();
   const workerB = await startRenderWorker(scene.fixture.config, { concurrency: 1 });
   deferCleanup(() => workerB.close(2_000));
+}
+
+/**
+ * Stops worker A and starts a BullMQ Worker with `maxStalledCount: 0` on the queue. `takesJobs`: it also takes the job
+ * it marked, so BullMQ fails it there — a worker without depthq's `failed` listener, as one that died before settling.
+ */
+async function stallChecker(
+  scene: Scene,
+  workerA: WorkerProcess,
+  options: { readonly takesJobs: boolean },
+): Promise<Worker<unknown, void>> {
+  workerA.pause();
+  const connection = new Redis(scene.fixture.config.redisUrl, { maxRetriesPerRequest: null });
+  const checker = new Worker<unknown, void>(
+    RENDER_QUEUE_NAME,
+    async (): Promise<void> => {
+      throw new Error('the stall checker runs no job');
+    },
+    {
+      connection,
+      prefix: scene.fixture.prefix,
+      autorun: options.takesJobs,
+      maxStalledCount: 0,
+      stalledInterval: 500,
+    },
+  );
+  deferCleanup(async () => {
+    await checker.close();
+    connection.disconnect();
+  });
+  if (!options.takesJobs) await checker.startStalledCheckTimer();
+  return checker;
 }
 
 describe('a job BullMQ fails as stalled, without running the processor, is settled by the money rule', () => {
@@ -166,6 +187,41 @@ describe('a job BullMQ fails as stalled, without running the processor, is settl
     expect(await ledger.money(run)).toEqual({ budget: null, reserved: 0, spent: 0, possiblyBilled: 0 });
     const stats = simulator.stats();
     expect(stats.createRequests).toBe(0);
+    expect(stats.inputsBilledMoreThanOnce).toBe(0);
+  }, 90_000);
+
+  it('failed by a worker that died before settling it: `depthq cancel` settles it by the same rule', async () => {
+    const scene = await setUpScene({ simulator: { latencyMs: { min: 60_000, max: 61_000 } } });
+    const { fixture, simulator } = scene;
+    const { ledger, queue, run } = fixture;
+    const workerA = await startWorker({ env: scene.env, name: 'worker-a' });
+    await waitForCondition(
+      'a prediction running for the job',
+      async () => readCheckpoint((await bullJob(scene)).data.checkpoint).predictionId !== undefined,
+      { timeoutMs: 20_000, workers: [workerA] },
+    );
+    const checker = await stallChecker(scene, workerA, { takesJobs: true });
+    await waitForCondition('the job failed by BullMQ', async () => (await bullJob(scene)).finishedOn !== undefined, {
+      timeoutMs: 30_000,
+    });
+    await checker.close();
+    expect((await bullJob(scene)).failedReason).toBe(STALLED_FAILURE);
+    // Nobody settled it: the row says running and the reservation is held.
+    expect(await ledger.counters(run)).toMatchObject({ running: 1, failed: 0 });
+    expect((await ledger.money(run)).reserved).toBe(reservationOfJob(scene.job));
+
+    const provider = new ReplicateProvider({ apiToken: LOCAL_SIMULATOR_TOKEN, baseUrl: simulator.baseUrl });
+    const outcome = await cancelRun(queue, ledger, provider, run);
+    expect(outcome).toMatchObject({ ended: 1, leftToWorkers: 0, problems: [] });
+    expect(await ledger.result(run, scene.jobId)).toMatchObject({ status: 'failed', reason: 'stalled' });
+    expect(await ledger.money(run)).toEqual({
+      budget: null,
+      reserved: 0,
+      spent: 0,
+      possiblyBilled: reservationOfJob(scene.job),
+    });
+    const stats = simulator.stats();
+    expect(stats.creates).toBe(1);
     expect(stats.inputsBilledMoreThanOnce).toBe(0);
   }, 90_000);
 });
