@@ -237,7 +237,9 @@ async function retryOne(
   const { checkpoint, resumesPrediction } = retriedCheckpoint(job.data.checkpoint, !reseed, resume);
   const next = reseed ? reseeded(payload, meta) : { job: payload, previousSeed: undefined };
   await job.updateData({ ...job.data, ...next.job, checkpoint });
-  if (reseed) await ledger.setPayload(run, jobId, next.job);
+  // The ledger keeps what this life renders: a rebuild after BullMQ removes the job renders it too (and a job enqueued
+  // before payloads were kept gets one now).
+  await ledger.setPayload(run, jobId, next.job);
   // Resuming its prediction, the job settles again by what it turns out to be: its settlement goes back to being its
   // reservation. Starting anew, the first life's money stays counted and the new life reserves and settles its own.
   // Before the move: once the job waits, a worker may reserve at once, and must find the reopened reservation.

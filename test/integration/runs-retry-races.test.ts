@@ -238,6 +238,21 @@ describe('depthq retry of a job BullMQ removed', () => {
     expect(simulator.stats().inputsBilledMoreThanOnce).toBe(0);
   });
 
+  it('a retry of a job BullMQ still holds keeps its payload in the ledger (for one enqueued without)', async () => {
+    const fixture = await failedRun(1);
+    const { queue, ledger, run, redis, prefix } = fixture;
+    const simulator = stack().simulator;
+    if (simulator === undefined) throw new Error('no simulator');
+    await redis.del(ledgerKeys(prefix, run).payloads);
+    const outcome = await retryRunJobs(queue, ledger, run, await metaOf(fixture), selection, resume);
+    expect(outcome.requeued).toHaveLength(1);
+    const [job] = fixture.jobs;
+    if (job === undefined) throw new Error('no job');
+    expect(parseRenderJob(await ledger.payload(run, renderJobIdOf(job)))).toEqual(job);
+    expect(await waitForCounters(ledger, run, exactly({ succeeded: 1 }))).toMatchObject({ succeeded: 1, total: 1 });
+    expect(simulator.stats().inputsBilledMoreThanOnce).toBe(0);
+  });
+
   it('says why it cannot rebuild a removed job the ledger kept no payload for', async () => {
     const fixture = await failedRun(1);
     const { queue, ledger, run, redis, prefix } = fixture;
