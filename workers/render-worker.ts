@@ -233,6 +233,8 @@ export async function startRenderWorker(
   const stalledJobs = stalledJobSettler({ ledger: new RunLedger(workerConnection, config.prefix), log: logger });
   worker.on('failed', stalledJobs.onFailed);
   await worker.waitUntilReady();
+  // Jobs a worker failed and then died before settling: the newest failed jobs are looked at once per start.
+  stalledJobs.sweepRecentlyFailed(queue);
   logger.info(
     { queue: RENDER_QUEUE_NAME, prefix: config.prefix, concurrency: settings.workerConcurrency },
     'render worker started',

@@ -12,6 +12,9 @@
  * that succeeded is `spent`, one that may run (an id, a lost create) is `possiblyBilled`, and only a job that never sent
  * a create has its reservation released. The row becomes `failed` with reason `stalled` (or `started-limit`), keeping
  * every prediction id, so `depthq retry --failed` can resume what was paid for. Settling is idempotent per job.
+ *
+ * A worker that dies between BullMQ's move to failed and the settlement leaves the row unfinished: every starting worker
+ * sweeps the newest failed jobs (`settleRecentlyFailedJobs`), and `depthq cancel` settles such jobs of its run.
  */
 import type { Logger } from 'pino';
 import { type Checkpoint, readCheckpoint } from '../core/checkpoint.js';
@@ -109,28 +112,85 @@ export async function settleJobFailedOutsideProcessor(
   return { kind: 'settled', reason, money };
 }
 
+/** How many of the newest failed jobs a starting worker looks at (`sweepRecentlyFailed`). */
+export const FAILED_SWEEP_JOBS = 1000;
+/** Rows read at once by a sweep. */
+const SWEEP_CONCURRENCY = 16;
+
+/** A failed job as BullMQ's failed set lists it. */
+export interface ListedFailedJob extends FailedJob {
+  readonly failedReason?: string | undefined;
+}
+
+/** The queue call a sweep needs: BullMQ's `Queue.getFailed`, newest first. */
+export interface FailedJobSource {
+  getFailed(start: number, end: number): Promise<ReadonlyArray<ListedFailedJob | undefined>>;
+}
+
 /**
- * The `failed` listener the worker installs: settles in the background, never throws into BullMQ's event emitter, and
- * lets a closing worker wait for settlements under way.
+ * Settles the newest `limit` failed jobs whose rows were never ended: those a worker failed and then died before its
+ * `failed` listener settled them. Returns how many it settled.
+ */
+export async function settleRecentlyFailedJobs(
+  source: FailedJobSource,
+  deps: { readonly ledger: StalledJobLedger; readonly log: Logger; readonly now: () => number },
+  limit: number = FAILED_SWEEP_JOBS,
+): Promise<number> {
+  const failed = (await source.getFailed(0, limit - 1)).filter((job) => job !== undefined);
+  let settled = 0;
+  for (let start = 0; start < failed.length; start += SWEEP_CONCURRENCY) {
+    const outcomes = await Promise.all(
+      failed
+        .slice(start, start + SWEEP_CONCURRENCY)
+        .map((job) => settleJobFailedOutsideProcessor(deps, job, new Error(job.failedReason ?? 'failed'))),
+    );
+    settled += outcomes.filter((outcome) => outcome.kind === 'settled').length;
+  }
+  return settled;
+}
+
+/**
+ * What the worker installs: the `failed` listener, which settles in the background and never throws into BullMQ's
+ * event emitter; a sweep of the newest failed jobs when the worker starts; and `idle`, which a closing worker awaits.
  */
 export function stalledJobSettler(deps: {
   readonly ledger: StalledJobLedger;
   readonly log: Logger;
   readonly now?: () => number;
-}): { readonly onFailed: (job: FailedJob | undefined, error: Error) => void; idle(): Promise<void> } {
+}): {
+  readonly onFailed: (job: FailedJob | undefined, error: Error) => void;
+  sweepRecentlyFailed(source: FailedJobSource): void;
+  idle(): Promise<void>;
+} {
   const pending = new Set<Promise<unknown>>();
   const settleDeps = { ledger: deps.ledger, log: deps.log, now: deps.now ?? Date.now };
+  const track = (work: Promise<unknown>): void => {
+    pending.add(work);
+    void work.finally(() => pending.delete(work));
+  };
   return {
     onFailed(job, error) {
       if (job === undefined) return;
-      const settling = settleJobFailedOutsideProcessor(settleDeps, job, error).catch((thrown: unknown) => {
-        deps.log.error(
-          { jobId: job.id, err: coerceError(thrown).message },
-          'settling a job BullMQ failed without its processor failed',
-        );
-      });
-      pending.add(settling);
-      void settling.finally(() => pending.delete(settling));
+      track(
+        settleJobFailedOutsideProcessor(settleDeps, job, error).catch((thrown: unknown) => {
+          deps.log.error(
+            { jobId: job.id, err: coerceError(thrown).message },
+            'settling a job BullMQ failed without its processor failed',
+          );
+        }),
+      );
+    },
+    sweepRecentlyFailed(source) {
+      track(
+        settleRecentlyFailedJobs(source, settleDeps).then(
+          (settled) => {
+            if (settled > 0) deps.log.warn({ settled }, 'settled failed jobs whose worker died before settling them');
+          },
+          (thrown: unknown) => {
+            deps.log.error({ err: coerceError(thrown).message }, 'sweeping the failed jobs for unsettled ones failed');
+          },
+        ),
+      );
     },
     async idle() {
       await Promise.allSettled([...pending]);

@@ -190,6 +190,36 @@ describe('a job BullMQ fails as stalled, without running the processor, is settl
     expect(stats.inputsBilledMoreThanOnce).toBe(0);
   }, 90_000);
 
+  it('failed by a worker that died before settling it: the next worker to start settles it', async () => {
+    const scene = await setUpScene({ simulator: { latencyMs: { min: 60_000, max: 61_000 } } });
+    const { fixture, simulator } = scene;
+    const { ledger, run } = fixture;
+    const workerA = await startWorker({ env: scene.env, name: 'worker-a' });
+    await waitForCondition(
+      'a prediction running for the job',
+      async () => readCheckpoint((await bullJob(scene)).data.checkpoint).predictionId !== undefined,
+      { timeoutMs: 20_000, workers: [workerA] },
+    );
+    const checker = await stallChecker(scene, workerA, { takesJobs: true });
+    await waitForCondition('the job failed by BullMQ', async () => (await bullJob(scene)).finishedOn !== undefined, {
+      timeoutMs: 30_000,
+    });
+    await checker.close();
+    expect(await ledger.counters(run)).toMatchObject({ running: 1, failed: 0 });
+
+    const workerB = await startRenderWorker(fixture.config, { concurrency: 1 });
+    deferCleanup(() => workerB.close(2_000));
+    await waitForCounters(ledger, run, (c) => c.failed === 1, 20_000);
+    expect(await ledger.result(run, scene.jobId)).toMatchObject({ status: 'failed', reason: 'stalled' });
+    expect(await ledger.money(run)).toEqual({
+      budget: null,
+      reserved: 0,
+      spent: 0,
+      possiblyBilled: reservationOfJob(scene.job),
+    });
+    expect(simulator.stats()).toMatchObject({ creates: 1, inputsBilledMoreThanOnce: 0 });
+  }, 90_000);
+
   it('failed by a worker that died before settling it: `depthq cancel` settles it by the same rule', async () => {
     const scene = await setUpScene({ simulator: { latencyMs: { min: 60_000, max: 61_000 } } });
     const { fixture, simulator } = scene;

@@ -13,6 +13,7 @@ import {
   STALLED_FAILURE,
   type StalledJobLedger,
   settleJobFailedOutsideProcessor,
+  settleRecentlyFailedJobs,
 } from '../../src/pipeline/stalled-jobs.js';
 import { MemoryLedger, renderJobFor, T0 } from '../helpers/render-fakes.js';
 
@@ -143,5 +144,26 @@ describe('failures it leaves alone', () => {
       stalled(),
     );
     expect(outcome).toEqual({ kind: 'skipped', why: 'not-a-render-job' });
+  });
+});
+
+describe('the sweep a starting worker makes over the newest failed jobs', () => {
+  it('settles a failed job whose row was never ended, once, and reads only as many jobs as asked', async () => {
+    const ledger = await ledgerWith('running');
+    const checkpoint = withCurrentPrediction(emptyCheckpoint, 'p1', new Date(T0).toISOString());
+    const asked: Array<[number, number]> = [];
+    const source = {
+      async getFailed(start: number, end: number) {
+        asked.push([start, end]);
+        return [{ ...failed(checkpoint), failedReason: STALLED_FAILURE }, undefined];
+      },
+    };
+    expect(await settleRecentlyFailedJobs(source, deps(ledger), 50)).toBe(1);
+    expect(asked).toEqual([[0, 49]]);
+    expect(ledger.lastRow()).toMatchObject({ status: 'failed', reason: 'stalled' });
+    expect(ledger.money()).toMatchObject({ reserved: 0, possiblyBilled: reservation });
+    // A second sweep finds the row ended: nothing more.
+    expect(await settleRecentlyFailedJobs(source, deps(ledger), 50)).toBe(0);
+    expect(ledger.money()).toMatchObject({ reserved: 0, possiblyBilled: reservation });
   });
 });
