@@ -13,212 +13,58 @@
  * - reservations / settlements: job id → amount held / the job's settlement JSON;
  * - results: job id → result row JSON; counters: status → count, plus `total`.
  */
-import type { ChainableCommander, Redis } from 'ioredis';
-import { z } from 'zod';
-import { DepthqError, UsageError } from '../core/errors.js';
-// Defaults are stored with sorted keys, so the same defaults compare equal whatever order they were written in.
-import { canonicalJson } from '../core/fingerprint.js';
+import type { Redis } from 'ioredis';
 import { type LedgerKeys, ledgerKeys, runsIndexKey } from '../core/keys.js';
-import { assertMicros, type BudgetState, formatUsd, type Micros } from '../core/money.js';
-import { LockLostError } from '../queue/fenced-checkpoint.js';
+import type { BudgetState, Micros } from '../core/money.js';
+import {
+  checkFence,
+  checkJobId,
+  countersRecord,
+  decodeMeta,
+  emptyCounters,
+  encodeMeta,
+  encodeMicros,
+  execPair,
+  isCounterName,
+  metaDifferences,
+  moneyStateOf,
+  pairsToRecord,
+  parseMicros,
+  parseRow,
+  parseSettlement,
+  refuseLostLock,
+  replyParts,
+} from './ledger-codec.js';
+
+import {
+  LedgerDataError,
+  type LedgerFence,
+  type LedgerResult,
+  type NewRun,
+  type PauseCause,
+  type PauseOutcome,
+  type QueuedRow,
+  RESULT_STATUSES,
+  type ReleaseOutcome,
+  type ReserveOutcome,
+  type ResultRow,
+  type ResultStatus,
+  type ResultsOptions,
+  RUN_STATES,
+  type RunCounters,
+  type RunLedgerOptions,
+  type RunMeta,
+  RunMetaConflictError,
+  RunNotFoundError,
+  type RunState,
+  resultRowSchema,
+  runMetaSchema,
+  type Settlement,
+  type SettleOutcome,
+} from './ledger-model.js';
 import { type LedgerCommands, withLedgerCommands } from './ledger-scripts.js';
 
-// ---------------------------------------------------------------------------------------------------------------------
-// Errors
-// ---------------------------------------------------------------------------------------------------------------------
-
-/** The run has no ledger: never created, or deleted. Nothing is reserved or recorded against an unknown run. */
-export class RunNotFoundError extends DepthqError {
-  override readonly name: string = 'RunNotFoundError';
-  readonly run: string;
-
-  constructor(run: string, options?: ErrorOptions) {
-    super(`Run ${JSON.stringify(run)} does not exist in the ledger`, options);
-    this.run = run;
-  }
-}
-
-/** A run was created again with settings that differ from the stored ones; the message names every difference. */
-export class RunMetaConflictError extends UsageError {
-  override readonly name: string = 'RunMetaConflictError';
-  readonly run: string;
-  readonly differences: readonly RunMetaDifference[];
-
-  constructor(run: string, differences: readonly RunMetaDifference[]) {
-    const listed = differences.map((d) => `${d.label} is ${d.requested} (the run has ${d.stored})`).join('; ');
-    super(
-      `Run ${JSON.stringify(run)} already exists with different settings: ${listed}. ` +
-        'Use a new run id, or the same settings (the budget of an existing run changes with `depthq budget`).',
-    );
-    this.run = run;
-    this.differences = differences;
-  }
-}
-
-/** What Redis holds does not parse: written by another version or by hand. Named so a report can say which row. */
-export class LedgerDataError extends DepthqError {
-  override readonly name: string = 'LedgerDataError';
-}
-
-// ---------------------------------------------------------------------------------------------------------------------
-// Schemas and types
-// ---------------------------------------------------------------------------------------------------------------------
-
-const microsSchema = z.int().nonnegative().max(Number.MAX_SAFE_INTEGER);
-
-export const runMetaSchema = z.object({
-  /** ISO 8601; set by the ledger when the run is created, never compared when it is created again. */
-  createdAt: z.iso.datetime(),
-  /** The registered model id, `owner/name`. */
-  model: z.string().min(1),
-  /** The budget the run was created with (`null`: unlimited). The current budget is in `money()`. */
-  budgetMicros: microsSchema.nullable(),
-  manifest: z.object({
-    name: z.string().min(1),
-    sha256: z.string().regex(/^[0-9a-f]{64}$/, { error: 'must be 64 lowercase hex digits' }),
-  }),
-  output: z.object({
-    bucket: z.string().min(1),
-    /** `''` is the bucket's root. */
-    prefix: z.string(),
-    keyTemplate: z.string().min(1),
-  }),
-  /** Run-wide model-input defaults as given at ingest. */
-  defaults: z.record(z.string(), z.json()),
-});
-
-export type RunMeta = z.output<typeof runMetaSchema>;
-/** What `createRun` takes: the ledger stamps `createdAt` itself. */
-export type NewRun = Omit<RunMeta, 'createdAt'>;
-
-export interface RunMetaDifference {
-  /** The meta field, e.g. `model`, `manifest.sha256`. */
-  readonly field: string;
-  /** The field in words, for messages. */
-  readonly label: string;
-  readonly stored: string;
-  readonly requested: string;
-}
-
-export const RUN_STATES = ['active', 'paused', 'canceled'] as const;
-export type RunState = (typeof RUN_STATES)[number];
-
-/** Why depthq paused a run by itself (an account Replicate refuses): shown by `depthq status`, cleared by `resume`. */
-export interface PauseCause {
-  /** A short word, e.g. `account`. */
-  readonly reason: string;
-  /** What happened and what to fix. */
-  readonly message: string;
-  /** ISO 8601: when it was last seen. */
-  readonly at: string;
-}
-
-export interface PauseOutcome {
-  /** The state before: `canceled` means the run stayed canceled (final) and nothing was recorded. */
-  readonly previous: RunState;
-  readonly current: RunState;
-  /** True when the run was not already paused for this reason: the caller reports it, the others stay quiet. */
-  readonly newCause: boolean;
-}
-
-export const RESULT_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'flagged', 'parked', 'canceled'] as const;
-export type ResultStatus = (typeof RESULT_STATUSES)[number];
-
-/** One job's row: what happened to one output image. Every field but the identity is filled in as the job goes. */
-export const resultRowSchema = z.object({
-  status: z.enum(RESULT_STATUSES),
-  rowId: z.string().min(1),
-  style: z.string().nullable(),
-  outputKey: z.string().min(1).optional(),
-  seed: z.int().nonnegative().optional(),
-  /** The prediction whose output was kept (or the last one made). */
-  predictionId: z.string().min(1).optional(),
-  /** Every prediction made for this job (retries, re-rolls), for reconciling against Replicate's invoice. */
-  predictionIds: z.array(z.string().min(1)).optional(),
-  costMicros: microsSchema.optional(),
-  attempts: z.int().nonnegative().optional(),
-  /** A short word reports group by: why the job is parked (`budget`, `paused`), failed or was canceled. */
-  reason: z.string().min(1).optional(),
-  error: z.string().optional(),
-  /** A prediction may have been created and lost (saved input older than Replicate's retention, no id): check the invoice. */
-  orphanSuspected: z.boolean().optional(),
-  startedAt: z.iso.datetime().optional(),
-  finishedAt: z.iso.datetime().optional(),
-  metadata: z.record(z.string(), z.string()).optional(),
-  /** The job's prompt, so a report or contact sheet says what was asked for after BullMQ removed the job. */
-  prompt: z.string().optional(),
-});
-
-export type ResultRow = z.output<typeof resultRowSchema>;
-/** A row as `registerJobs` takes it: the status is always `queued`. */
-export type QueuedRow = Omit<ResultRow, 'status'>;
-
-export type RunCounters = Record<ResultStatus | 'total', number>;
-
-export interface LedgerResult {
-  readonly jobId: string;
-  readonly row: ResultRow;
-}
-
-const settlementSchema = z.object({
-  spent: microsSchema,
-  possiblyBilled: microsSchema,
-  /** The reservation this settlement dropped; 0 when the job held none (e.g. it adopted a prediction after a crash). */
-  releasedReservation: microsSchema,
-  settledAt: z.iso.datetime(),
-});
-
-export type Settlement = z.output<typeof settlementSchema>;
-
-export type ReserveOutcome =
-  | {
-      readonly ok: true;
-      /** The amount held for the job: the existing reservation's when it held one already. */
-      readonly amount: Micros;
-      /** True when the job held this reservation before the call (a resumed job). */
-      readonly alreadyHeld: boolean;
-      readonly state: BudgetState;
-    }
-  | { readonly ok: false; readonly reason: 'budget'; readonly state: BudgetState }
-  | {
-      /** The job was settled before: its money is counted, it has nothing left to reserve. */
-      readonly ok: false;
-      readonly reason: 'settled';
-      readonly settlement: Settlement;
-      readonly state: BudgetState;
-    };
-
-export interface SettleOutcome {
-  /** This call's settlement, or the first one when the job was settled before. */
-  readonly settlement: Settlement;
-  readonly alreadySettled: boolean;
-  readonly state: BudgetState;
-}
-
-export interface ReleaseOutcome {
-  /** What was released; `null` when the job held no reservation. */
-  readonly released: Micros | null;
-  readonly state: BudgetState;
-}
-
-export interface RunLedgerOptions {
-  /** Stamps `createdAt` and `settledAt`. @defaultValue `() => new Date()` */
-  readonly now?: () => Date;
-}
-
-export interface ResultsOptions {
-  /** HSCAN's COUNT hint: rows fetched per round trip. @defaultValue 1000 */
-  readonly batchSize?: number;
-}
-
-/**
- * A render job's hold on its ledger writes: the job's BullMQ lock key (`<prefix>:<queue>:<jobId>:lock`) and the token
- * the worker was given with the job. A fenced write happens only while the lock holds the token.
- */
-export interface LedgerFence {
-  readonly lockKey: string;
-  readonly token: string;
-}
+export * from './ledger-model.js';
 
 /**
  * The ledger as one render job uses it (`fencedFor`): its four writes are fenced by the job's lock and throw
@@ -226,180 +72,8 @@ export interface LedgerFence {
  */
 export type JobLedger = Pick<RunLedger, 'runState' | 'pauseFor' | 'reserve' | 'settle' | 'release' | 'recordResult'>;
 
-function checkFence(fence: LedgerFence): LedgerFence {
-  if (fence.lockKey === '') throw new RangeError('a fence needs the job lock key');
-  // BullMQ's token "0" means "no lock": a fence on it would hold for no one.
-  if (fence.token === '' || fence.token === '0') {
-    throw new RangeError(`a fence needs the job's lock token, got ${JSON.stringify(fence.token)}`);
-  }
-  return fence;
-}
-
-/** Throws `LockLostError` for a fenced script's `lock-lost` reply: nothing was written. */
-function refuseLostLock(outcome: string | null | undefined, jobId: string): void {
-  if (outcome === 'lock-lost') throw new LockLostError(jobId);
-}
-
 /** Rows per registerJobs script call: large enough to amortise round trips, small enough not to block Redis long. */
 const REGISTER_CHUNK_ROWS = 1000;
-
-// ---------------------------------------------------------------------------------------------------------------------
-// Encoding
-// ---------------------------------------------------------------------------------------------------------------------
-
-const UNLIMITED = 'unlimited';
-
-/** The meta hash's fields in a fixed order, with a label for messages. `createdAt` is not compared. */
-const metaFields = [
-  ['model', 'model'],
-  ['budgetMicros', 'budget'],
-  ['manifestName', 'manifest name'],
-  ['manifestSha256', 'manifest sha256'],
-  ['outputBucket', 'output bucket'],
-  ['outputPrefix', 'output prefix'],
-  ['outputKeyTemplate', 'output key template'],
-  ['defaults', 'defaults'],
-] as const;
-
-type MetaField = (typeof metaFields)[number][0] | 'createdAt';
-
-function encodeMeta(meta: RunMeta): Record<MetaField, string> {
-  return {
-    createdAt: meta.createdAt,
-    model: meta.model,
-    budgetMicros: meta.budgetMicros === null ? UNLIMITED : String(meta.budgetMicros),
-    manifestName: meta.manifest.name,
-    manifestSha256: meta.manifest.sha256,
-    outputBucket: meta.output.bucket,
-    outputPrefix: meta.output.prefix,
-    outputKeyTemplate: meta.output.keyTemplate,
-    defaults: canonicalJson(meta.defaults),
-  };
-}
-
-function decodeMeta(run: string, fields: Readonly<Record<string, string>>): RunMeta {
-  try {
-    const budget = fields.budgetMicros;
-    const candidate = {
-      createdAt: fields.createdAt,
-      model: fields.model,
-      budgetMicros: budget === UNLIMITED || budget === undefined ? null : Number(budget),
-      manifest: { name: fields.manifestName, sha256: fields.manifestSha256 },
-      output: { bucket: fields.outputBucket, prefix: fields.outputPrefix, keyTemplate: fields.outputKeyTemplate },
-      defaults: JSON.parse(fields.defaults ?? 'null'),
-    };
-    return runMetaSchema.parse(candidate);
-  } catch (error) {
-    throw new LedgerDataError(`The ledger meta of run ${JSON.stringify(run)} does not parse`, { cause: error });
-  }
-}
-
-function describeMetaValue(field: MetaField, encoded: string | undefined): string {
-  if (encoded === undefined) return 'not set';
-  if (field === 'budgetMicros') {
-    if (encoded === UNLIMITED) return 'unlimited';
-    const micros = Number(encoded);
-    return Number.isSafeInteger(micros) ? formatUsd(micros) : JSON.stringify(encoded);
-  }
-  return field === 'defaults' ? encoded : JSON.stringify(encoded);
-}
-
-function metaDifferences(stored: Readonly<Record<string, string>>, requested: RunMeta): RunMetaDifference[] {
-  const wanted = encodeMeta(requested);
-  const differences: RunMetaDifference[] = [];
-  for (const [field, label] of metaFields) {
-    // A stored `defaults` is compared re-canonicalised, in case another version wrote it in another key order.
-    const storedValue = field === 'defaults' ? recanonicalise(stored[field]) : stored[field];
-    if (storedValue !== wanted[field]) {
-      differences.push({
-        field,
-        label,
-        stored: describeMetaValue(field, stored[field]),
-        requested: describeMetaValue(field, wanted[field]),
-      });
-    }
-  }
-  return differences;
-}
-
-function recanonicalise(json: string | undefined): string | undefined {
-  if (json === undefined) return undefined;
-  try {
-    return canonicalJson(JSON.parse(json));
-  } catch {
-    return json;
-  }
-}
-
-function encodeMicros(amount: Micros, what: string): string {
-  assertMicros(amount);
-  if (amount < 0) throw new RangeError(`${what} must be ≥ 0 micro-dollars, got ${amount}`);
-  return String(amount);
-}
-
-function checkJobId(jobId: string): string {
-  if (jobId === '') throw new RangeError('job id must not be empty');
-  return jobId;
-}
-
-/** A script reply as strings and nulls; anything else means the script and this module disagree. */
-function replyParts(reply: unknown, script: string): Array<string | null> {
-  if (!Array.isArray(reply)) throw new LedgerDataError(`${script} replied ${typeof reply}, not an array`);
-  return reply.map((part: unknown) => {
-    if (part === null || typeof part === 'string') return part;
-    throw new LedgerDataError(`${script} replied with a ${typeof part} where a string was expected`);
-  });
-}
-
-function parseMicros(text: string | null | undefined, what: string): Micros {
-  const value = Number(text ?? '0');
-  if (!Number.isSafeInteger(value) || value < 0) {
-    // Negative reserved money would mean a release was counted twice: a bug worth stopping for.
-    throw new LedgerDataError(
-      `${what} in the ledger is ${JSON.stringify(text)}, not a whole number ≥ 0 of micro-dollars`,
-    );
-  }
-  return value;
-}
-
-/** `budget|null, reserved, spent, possiblyBilled` starting at `offset` of a reply. */
-function moneyStateOf(parts: ReadonlyArray<string | null>, offset: number): BudgetState {
-  const budget = parts[offset];
-  return {
-    budget: budget === null || budget === undefined ? null : parseMicros(budget, 'budget'),
-    reserved: parseMicros(parts[offset + 1], 'reserved'),
-    spent: parseMicros(parts[offset + 2], 'spent'),
-    possiblyBilled: parseMicros(parts[offset + 3], 'possiblyBilled'),
-  };
-}
-
-function parseSettlement(json: string | null | undefined, jobId: string): Settlement {
-  try {
-    return settlementSchema.parse(JSON.parse(json ?? 'null'));
-  } catch (error) {
-    throw new LedgerDataError(`The settlement of job ${JSON.stringify(jobId)} does not parse`, { cause: error });
-  }
-}
-
-function parseRow(json: string, jobId: string): ResultRow {
-  try {
-    return resultRowSchema.parse(JSON.parse(json));
-  } catch (error) {
-    throw new LedgerDataError(`The result row of job ${JSON.stringify(jobId)} does not parse`, { cause: error });
-  }
-}
-
-function emptyCounters(): RunCounters {
-  return { queued: 0, running: 0, succeeded: 0, failed: 0, flagged: 0, parked: 0, canceled: 0, total: 0 };
-}
-
-function isCounterName(name: string): name is keyof RunCounters {
-  return name === 'total' || (RESULT_STATUSES as readonly string[]).includes(name);
-}
-
-// ---------------------------------------------------------------------------------------------------------------------
-// The ledger
-// ---------------------------------------------------------------------------------------------------------------------
 
 export class RunLedger {
   readonly #redis: Redis & LedgerCommands;
@@ -486,7 +160,7 @@ export class RunLedger {
 
   async money(run: string): Promise<BudgetState> {
     const keys = this.#keys(run);
-    const [exists, state] = await this.#snapshot(
+    const [exists, state] = await execPair(
       run,
       this.#redis.multi().exists(keys.meta).hmget(keys.money, 'budget', 'reserved', 'spent', 'possiblyBilled'),
     );
@@ -855,7 +529,7 @@ return {state, '1'}`,
 
   async counters(run: string): Promise<RunCounters> {
     const keys = this.#keys(run);
-    const [exists, stored] = await this.#snapshot(run, this.#redis.multi().exists(keys.meta).hgetall(keys.counters));
+    const [exists, stored] = await execPair(run, this.#redis.multi().exists(keys.meta).hgetall(keys.counters));
     if (exists !== 1) throw new RunNotFoundError(run);
     const counters = emptyCounters();
     for (const [name, value] of Object.entries(countersRecord(stored))) {
@@ -923,36 +597,4 @@ return {state, '1'}`,
       cursor = next;
     } while (cursor !== '0');
   }
-
-  /** Runs a MULTI of exactly two commands and returns their results, failing on any command error. */
-  async #snapshot(run: string, multi: ChainableCommander): Promise<readonly [unknown, unknown]> {
-    const replies = await multi.exec();
-    if (replies === null)
-      throw new LedgerDataError(`The ledger transaction for run ${JSON.stringify(run)} was aborted`);
-    const results = replies.map(([error, value]) => {
-      if (error !== null) throw error;
-      return value;
-    });
-    return [results[0], results[1]];
-  }
-}
-
-function pairsToRecord(parts: ReadonlyArray<string | null>): Record<string, string> {
-  const record: Record<string, string> = {};
-  for (let index = 0; index + 1 < parts.length; index += 2) {
-    const field = parts[index];
-    const value = parts[index + 1];
-    if (typeof field === 'string' && typeof value === 'string') record[field] = value;
-  }
-  return record;
-}
-
-function countersRecord(stored: unknown): Record<string, string> {
-  if (typeof stored !== 'object' || stored === null) return {};
-  if (Array.isArray(stored)) return pairsToRecord(replyParts(stored, 'HGETALL counters'));
-  const record: Record<string, string> = {};
-  for (const [field, value] of Object.entries(stored)) {
-    if (typeof value === 'string') record[field] = value;
-  }
-  return record;
 }
