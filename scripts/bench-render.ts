@@ -12,7 +12,7 @@ import { loadConfig } from '../src/config/index.js';
 import { fluxDepthPro } from '../src/core/models.js';
 import { buildRenderJob, type RenderJob } from '../src/core/render-job.js';
 import { RunLedger } from '../src/ledger/run-ledger.js';
-import { makeControlImages } from '../src/local/control-images.js';
+import { makeControlImages } from '../src/local/control-images/index.js';
 import { startLocalStack } from '../src/local/stack.js';
 import { ReplicateProvider } from '../src/providers/replicate.js';
 import { closeConnection, connectProducer, createProducerConnection } from '../src/queue/connections.js';

@@ -17,7 +17,7 @@ import { DepthqError } from '../core/errors.js';
 import { defaultOutputKeyTemplate, sidecarKeyOf } from '../core/keys.js';
 import { formatUsd, type Micros, usdToMicros } from '../core/money.js';
 import { type ResultRow, RunLedger } from '../ledger/run-ledger.js';
-import { makeControlImages } from '../local/control-images.js';
+import { makeControlImages } from '../local/control-images/index.js';
 import { type LocalStack, startLocalStack } from '../local/stack.js';
 import { closeConnection, connectProducer, createProducerConnection } from '../queue/connections.js';
 import { createRenderQueue, defaultRenderQueueSettings, enqueueRenderJobs } from '../queue/render-queue.js';

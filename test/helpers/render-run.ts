@@ -11,7 +11,7 @@ import { type Config, loadConfig } from '../../src/config/index.js';
 import { fluxDepthPro, type ModelDefinition } from '../../src/core/models.js';
 import { buildRenderJob, type RenderJob } from '../../src/core/render-job.js';
 import { type RunCounters, RunLedger } from '../../src/ledger/run-ledger.js';
-import { makeControlImages } from '../../src/local/control-images.js';
+import { makeControlImages } from '../../src/local/control-images/index.js';
 import type { LocalStack } from '../../src/local/stack.js';
 import { closeConnection, connectProducer, createProducerConnection } from '../../src/queue/connections.js';
 import {

@@ -12,7 +12,7 @@ import { fluxDepthPro } from '../../src/core/models.js';
 import { renderJobIdOf } from '../../src/core/render-job.js';
 import { ingestManifest } from '../../src/ingest/ingest-manifest.js';
 import type { RunCounters } from '../../src/ledger/run-ledger.js';
-import { makeControlImages } from '../../src/local/control-images.js';
+import { makeControlImages } from '../../src/local/control-images/index.js';
 import { enqueueRenderJobs } from '../../src/queue/render-queue.js';
 import { putBytesObject } from '../../src/storage/s3.js';
 import { startRenderWorker } from '../../workers/render-worker.js';

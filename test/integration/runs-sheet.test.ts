@@ -17,7 +17,7 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fluxDepthPro } from '../../src/core/models.js';
 import { DEMO_STYLES, planDemoJobs } from '../../src/demo/demo-plan.js';
-import { makeControlImages } from '../../src/local/control-images.js';
+import { makeControlImages } from '../../src/local/control-images/index.js';
 import { enqueueRenderJobs } from '../../src/queue/render-queue.js';
 import { SHEET_MARKER, writeRunSheet } from '../../src/runs/run-sheet.js';
 import { GRID_CELL } from '../../src/runs/sheet-grid.js';
