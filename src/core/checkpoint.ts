@@ -16,6 +16,7 @@ const storedObjectSchema = z.object({
 });
 export type StoredOutput = z.output<typeof storedObjectSchema>;
 
+/** A row's control image as the worker found it in S3 (ETag, digest, size), kept in the checkpoint and the sidecar. */
 const controlImageFactsSchema = z.object({
   etag: z.string().optional(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),

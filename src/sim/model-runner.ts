@@ -6,7 +6,7 @@
  */
 import { contentTypeOfOutputFormat } from '../core/image-type.js';
 import { type ModelDefinition, type ModelInput, outputFormatOf } from '../core/models.js';
-import { type FetchedImage, type FetchImageOptions, fetchImageInput } from './control-image.js';
+import { type FetchedImage, type FetchImageOptions, fetchImageInput } from './image-input-fetch.js';
 import { renderDepthImage } from './render-image.js';
 
 export interface RenderedOutput {

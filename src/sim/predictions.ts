@@ -5,8 +5,8 @@
  */
 import { imageCountOf, type ModelDefinition, type ModelInput } from '../core/models.js';
 import { contentKeyOf } from './content-key.js';
-import { ControlImageError } from './control-image.js';
 import { type FaultInjector, flaggedErrorOf, genericFailureError } from './faults.js';
+import { ImageInputError } from './image-input-fetch.js';
 import { fetchImageInputs, renderOutputs } from './model-runner.js';
 import type { LatencyRange } from './options.js';
 import { type OutputFileStore, outputFileName } from './output-files.js';
@@ -241,7 +241,7 @@ export class PredictionEngine {
       if (signal.aborted) return;
       this.endFailed(
         prediction,
-        error instanceof ControlImageError ? error.message : `Prediction failed: ${String(error)}`,
+        error instanceof ImageInputError ? error.message : `Prediction failed: ${String(error)}`,
       );
       return;
     }

@@ -1,13 +1,12 @@
 /**
- * Fetches an image input the way the model does when a prediction starts: an http(s) URL or a data: URI, bounded in
- * size and time, and accepted only if its bytes are jpeg, png, gif or webp (by magic bytes, not by Content-Type).
- * Every failure becomes a ControlImageError whose message is what the prediction's `error` shows: the input's name and
- * what was found. URLs in messages lose their query string, because presigned URLs carry credentials there.
+ * The simulator fetching a prediction's image input (a control image, or any other image the model takes) the way the
+ * model does when a prediction starts: an http(s) URL or a data: URI, bounded in size and time, and accepted only if
+ * its bytes are jpeg, png, gif or webp (by magic bytes, not by Content-Type). Every failure becomes an ImageInputError
+ * whose message is what the prediction's `error` shows: the input's name and what was found. URLs in messages lose
+ * their query string, because presigned URLs carry credentials there.
  */
 import { createHash } from 'node:crypto';
-import { sniffImageType } from '../core/image-type.js';
-
-export type ImageType = 'jpeg' | 'png' | 'gif' | 'webp';
+import { type ImageType, sniffImageType } from '../core/image-type.js';
 
 export interface FetchedImage {
   readonly bytes: Buffer;
@@ -21,12 +20,15 @@ export interface FetchImageOptions {
   readonly signal?: AbortSignal;
 }
 
-export class ControlImageError extends Error {
-  override readonly name = 'ControlImageError';
+export class ImageInputError extends Error {
+  override readonly name = 'ImageInputError';
 }
 
-/** `https://host/path?X-Amz-Signature=…` → `https://host/path`: enough to recognise, nothing to leak. */
-export function redactUrl(uri: string): string {
+/**
+ * `https://host/path?X-Amz-Signature=…` → `https://host/path`, `data:image/png;base64,…` → its head: enough to
+ * recognise, nothing to leak. Unlike core's `redactUrl`, it takes data URIs too, which only image inputs carry.
+ */
+export function redactInputUri(uri: string): string {
   if (uri.startsWith('data:')) return `${uri.slice(0, Math.min(uri.indexOf(',') + 1 || 32, 48))}…`;
   try {
     const url = new URL(uri);
@@ -46,8 +48,8 @@ export async function fetchImageInput(
     : await fetchHttp(inputName, uri, options);
   const type = sniffImageType(bytes);
   if (type === undefined) {
-    throw new ControlImageError(
-      `${inputName}: expected jpeg, png, gif or webp, got ${describeBytes(bytes)} from ${redactUrl(uri)}`,
+    throw new ImageInputError(
+      `${inputName}: expected jpeg, png, gif or webp, got ${describeBytes(bytes)} from ${redactInputUri(uri)}`,
     );
   }
   return { bytes, type, sha256: createHash('sha256').update(bytes).digest('hex') };
@@ -55,22 +57,22 @@ export async function fetchImageInput(
 
 function decodeDataUri(inputName: string, uri: string, maxBytes: number): Buffer {
   const comma = uri.indexOf(',');
-  if (comma < 0) throw new ControlImageError(`${inputName}: malformed data URI (no comma): ${redactUrl(uri)}`);
+  if (comma < 0) throw new ImageInputError(`${inputName}: malformed data URI (no comma): ${redactInputUri(uri)}`);
   const meta = uri.slice(5, comma);
   const payload = uri.slice(comma + 1);
   const bytes = meta.split(';').includes('base64')
     ? Buffer.from(payload, 'base64')
     : Buffer.from(decodeURIComponent(payload), 'utf8');
   if (bytes.length > maxBytes) {
-    throw new ControlImageError(`${inputName}: data URI holds ${bytes.length} bytes, over the ${maxBytes}-byte limit`);
+    throw new ImageInputError(`${inputName}: data URI holds ${bytes.length} bytes, over the ${maxBytes}-byte limit`);
   }
   return bytes;
 }
 
 async function fetchHttp(inputName: string, uri: string, options: FetchImageOptions): Promise<Buffer> {
-  const where = redactUrl(uri);
+  const where = redactInputUri(uri);
   if (!/^https?:\/\//i.test(uri)) {
-    throw new ControlImageError(`${inputName}: only http(s) URLs and data URIs can be fetched, got ${where}`);
+    throw new ImageInputError(`${inputName}: only http(s) URLs and data URIs can be fetched, got ${where}`);
   }
   const signals = [AbortSignal.timeout(options.timeoutMs)];
   if (options.signal) signals.push(options.signal);
@@ -78,18 +80,18 @@ async function fetchHttp(inputName: string, uri: string, options: FetchImageOpti
   try {
     response = await fetch(uri, { redirect: 'follow', signal: AbortSignal.any(signals) });
   } catch (error) {
-    throw new ControlImageError(`${inputName}: could not fetch ${where}: ${reasonOf(error)}`, { cause: error });
+    throw new ImageInputError(`${inputName}: could not fetch ${where}: ${reasonOf(error)}`, { cause: error });
   }
   if (!response.ok) {
     await response.body?.cancel().catch(() => undefined);
-    throw new ControlImageError(
+    throw new ImageInputError(
       `${inputName}: fetching ${where} answered HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`,
     );
   }
   const declared = Number(response.headers.get('content-length') ?? Number.NaN);
   if (Number.isFinite(declared) && declared > options.maxBytes) {
     await response.body?.cancel().catch(() => undefined);
-    throw new ControlImageError(
+    throw new ImageInputError(
       `${inputName}: ${where} is ${declared} bytes, over the ${options.maxBytes}-byte limit for image inputs`,
     );
   }
@@ -108,15 +110,13 @@ async function readBounded(inputName: string, where: string, response: Response,
       total += value.byteLength;
       if (total > maxBytes) {
         await reader.cancel().catch(() => undefined);
-        throw new ControlImageError(
-          `${inputName}: ${where} sent more than the ${maxBytes}-byte limit for image inputs`,
-        );
+        throw new ImageInputError(`${inputName}: ${where} sent more than the ${maxBytes}-byte limit for image inputs`);
       }
       chunks.push(value);
     }
   } catch (error) {
-    if (error instanceof ControlImageError) throw error;
-    throw new ControlImageError(`${inputName}: reading ${where} failed: ${reasonOf(error)}`, { cause: error });
+    if (error instanceof ImageInputError) throw error;
+    throw new ImageInputError(`${inputName}: reading ${where} failed: ${reasonOf(error)}`, { cause: error });
   }
   return Buffer.concat(chunks, total);
 }
