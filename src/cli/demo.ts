@@ -6,7 +6,6 @@
  * them. The stack's own `stopOnSignals` is not used: it would stop Redis at once, under workers still closing.
  */
 import type { Command } from 'commander';
-import { UsageError } from '../core/errors.js';
 import {
   DEMO_DEFAULT_IMAGES,
   DEMO_DEFAULT_OUT,
@@ -19,7 +18,7 @@ import {
 } from '../demo/run-demo.js';
 import { WorkerStartError } from '../demo/worker-processes.js';
 import { LocalStackError } from '../local/redis.js';
-import { wholeNumberFlag } from './flags.js';
+import { nonEmptyFlag, wholeNumberFlag } from './flags.js';
 
 interface DemoFlags {
   out: string;
@@ -79,11 +78,10 @@ export function registerDemoCommand(program: Command): void {
     )
     .action(async (flags: DemoFlags) => {
       const options = {
-        outDir: flags.out,
+        outDir: nonEmptyFlag('--out', flags.out, 'a folder'),
         images: wholeNumberFlag('--images', flags.images, 1, DEMO_MAX_IMAGES),
         workers: wholeNumberFlag('--workers', flags.workers, 1, DEMO_MAX_WORKERS),
       };
-      if (options.outDir.trim() === '') throw new UsageError('--out must name a folder');
       // The AWS SDK's notice that its 2027 releases need Node 22 concerns deployments (README: Configuration), not a
       // demo on a local S3; on a fresh machine it reads like an error. Someone who set the variable keeps their choice.
       process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

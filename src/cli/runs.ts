@@ -1,7 +1,7 @@
 /**
  * The run commands: `runs`, `status`, `report`, `retry`, `cancel`, `pause`, `resume`, `budget`, `sheet`. Thin: parse the
- * flags, open the ledger and queue (src/runs/run-context.ts), call src/runs, print. A run id that names no run, a bad
- * flag or a bad amount is a UsageError (exit code 2) with the fix in the message.
+ * flags (src/cli/flags.ts), open the ledger and queue (src/runs/run-context.ts), call src/runs, print. A run id that
+ * names no run, a bad flag or a bad amount is a UsageError (exit code 2) with the fix in the message.
  */
 import { createWriteStream } from 'node:fs';
 import { rename, rm, stat } from 'node:fs/promises';
@@ -23,7 +23,7 @@ import { GRID_MAX_ROWS, writeRunSheet } from '../runs/run-sheet.js';
 import { formatRunStatus, readRunStatus, runStatusJson } from '../runs/run-status.js';
 import { watchRunStatus } from '../runs/watch-status.js';
 import { s3ClientForConfig } from '../storage/s3-client.js';
-import { dollarsFlag } from './flags.js';
+import { dollarsFlag, nonEmptyFlag, numberFlag } from './flags.js';
 
 const CONFIG_HINT = '\nREDIS_URL and DEPTHQ_PREFIX say which ledger is read (`depthq config` shows them).';
 
@@ -34,15 +34,7 @@ function say(text: string): void {
 /** `unlimited` (or `none`) removes the budget; anything else is dollars, exactly (see usdToMicros). */
 export function parseBudgetArgument(text: string): Micros | null {
   if (/^\s*(unlimited|none)\s*$/i.test(text)) return null;
-  return dollarsFlag('budget', text, ', or "unlimited" to remove the budget');
-}
-
-function positiveSeconds(text: string): number {
-  const value = Number(text);
-  if (!Number.isFinite(value) || value < 0.2 || value > 3600) {
-    throw new UsageError(`--interval takes seconds from 0.2 to 3600, got "${text}"`);
-  }
-  return value;
+  return dollarsFlag('<usd>', text, ', or "unlimited" to remove the budget');
 }
 
 /** Runs `body` with an AbortSignal that the first Ctrl-C (or SIGTERM) aborts. */
@@ -116,7 +108,7 @@ export function registerRunCommands(program: Command): void {
         CONFIG_HINT,
     )
     .action(async (run: string, flags: { watch?: boolean; json?: boolean; interval: string }) => {
-      const intervalMs = positiveSeconds(flags.interval) * 1000;
+      const intervalMs = numberFlag('--interval', flags.interval, 0.2, 3600, 'seconds') * 1000;
       await withRunContext(loadConfig(), async (context) => {
         const meta = await context.requireRun(run);
         if (flags.watch) {
@@ -320,8 +312,7 @@ export function registerRunCommands(program: Command): void {
     )
     .action(async (run: string, flags: { out?: string }) => {
       const config = loadConfig();
-      const outDir = flags.out ?? `sheet-${run}`;
-      if (outDir.trim() === '') throw new UsageError('--out must name a folder');
+      const outDir = nonEmptyFlag('--out', flags.out ?? `sheet-${run}`, 'a folder');
       const s3 = s3ClientForConfig(config);
       try {
         await withRunContext(config, async ({ ledger, queue, requireRun }) => {

@@ -1,19 +1,23 @@
 /**
- * `depthq simulate`: runs the Replicate-compatible simulator (src/sim) in the foreground until SIGINT/SIGTERM. Flags
- * are checked here, one message per bad flag naming it (UsageError → exit code 2 via main.ts).
+ * `depthq simulate`: runs the Replicate-compatible simulator (src/sim) in the foreground until SIGINT/SIGTERM. Each flag
+ * is parsed by src/cli/flags.ts (a FlagError naming it → exit code 2 via main.ts).
  */
 import type { Command } from 'commander';
 import { UsageError } from '../core/errors.js';
 import {
-  InvalidDurationError,
-  type LatencyRange,
-  parseDuration,
   type RunningSimulator,
   type SimulatorOptionsInput,
   simulatorOptionsSchema,
   startSimulator,
 } from '../sim/index.js';
-import { wholeNumberFlag as integerFlag } from './flags.js';
+import {
+  durationFlag,
+  millisecondsRangeFlag,
+  nonEmptyFlag,
+  positiveNumberFlag,
+  shareFlag,
+  wholeNumberFlag,
+} from './flags.js';
 
 interface SimulateFlags {
   port: string;
@@ -32,66 +36,29 @@ interface SimulateFlags {
   outputMaxSide: string;
 }
 
-function rateFlag(flag: string, text: string): number {
-  const value = Number(text);
-  if (text.trim() === '' || !Number.isFinite(value) || value < 0 || value > 1) {
-    throw new UsageError(`${flag} must be a share from 0 to 1 (e.g. 0.05 for 5%), got "${text}"`);
-  }
-  return value;
-}
-
-function positiveNumberFlag(flag: string, text: string): number {
-  const value = Number(text);
-  if (text.trim() === '' || !Number.isFinite(value) || value <= 0) {
-    throw new UsageError(`${flag} must be a number above 0, got "${text}"`);
-  }
-  return value;
-}
-
-/** "800" → 800..800; "200-1500" → 200..1500. */
-function latencyFlag(flag: string, text: string): LatencyRange {
-  const match = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(text);
-  const min = Number(match?.[1]);
-  const max = match?.[2] === undefined ? min : Number(match[2]);
-  if (!match || min > max) {
-    throw new UsageError(`${flag} must be milliseconds or a range min-max (e.g. 800 or 200-1500), got "${text}"`);
-  }
-  return { min, max };
-}
-
-function durationFlag(flag: string, text: string): number {
-  try {
-    return parseDuration(text);
-  } catch (error) {
-    if (error instanceof InvalidDurationError) throw new UsageError(`${flag}: ${error.message}`, { cause: error });
-    throw error;
-  }
-}
-
 export function simulatorOptionsFromFlags(flags: SimulateFlags): SimulatorOptionsInput {
   const options: SimulatorOptionsInput = {
-    host: flags.host,
-    port: integerFlag('--port', flags.port, 0, 65_535),
-    latencyMs: latencyFlag('--latency-ms', flags.latencyMs),
-    startDelayMs: latencyFlag('--start-delay-ms', flags.startDelayMs),
+    host: nonEmptyFlag('--host', flags.host, 'an interface to listen on (e.g. 127.0.0.1 or 0.0.0.0)'),
+    port: wholeNumberFlag('--port', flags.port, 0, 65_535),
+    latencyMs: millisecondsRangeFlag('--latency-ms', flags.latencyMs),
+    startDelayMs: millisecondsRangeFlag('--start-delay-ms', flags.startDelayMs),
     retentionMs: durationFlag('--retention', flags.retention),
     createsPerMinute: positiveNumberFlag('--creates-per-minute', flags.createsPerMinute),
     requestsPerMinute: positiveNumberFlag('--requests-per-minute', flags.requestsPerMinute),
-    outputMaxSide: integerFlag('--output-max-side', flags.outputMaxSide, 16, 2048),
+    outputMaxSide: wholeNumberFlag('--output-max-side', flags.outputMaxSide, 16, 2048),
     faults: {
-      failureRate: rateFlag('--failure-rate', flags.failureRate),
-      flaggedRate: rateFlag('--flagged-rate', flags.flaggedRate),
-      serverErrorRate: rateFlag('--server-error-rate', flags.serverErrorRate),
-      connectionResetRate: rateFlag('--reset-rate', flags.resetRate),
+      failureRate: shareFlag('--failure-rate', flags.failureRate),
+      flaggedRate: shareFlag('--flagged-rate', flags.flaggedRate),
+      serverErrorRate: shareFlag('--server-error-rate', flags.serverErrorRate),
+      connectionResetRate: shareFlag('--reset-rate', flags.resetRate),
       ...(flags.faultSeed === undefined
         ? {}
-        : { seed: integerFlag('--fault-seed', flags.faultSeed, -2_147_483_648, 4_294_967_295) }),
+        : { seed: wholeNumberFlag('--fault-seed', flags.faultSeed, -2_147_483_648, 4_294_967_295) }),
     },
-    ...(flags.apiToken === undefined ? {} : { apiToken: flags.apiToken }),
+    ...(flags.apiToken === undefined
+      ? {}
+      : { apiToken: nonEmptyFlag('--api-token', flags.apiToken, 'a non-empty token') }),
   };
-  if (flags.host.trim() === '') throw new UsageError('--host must not be empty');
-  if (flags.apiToken !== undefined && flags.apiToken.trim() === '')
-    throw new UsageError('--api-token must not be empty');
   // The flags above already say what is wrong; this catches whatever the schema adds later, naming the option.
   const checked = simulatorOptionsSchema.safeParse(options);
   if (!checked.success) {

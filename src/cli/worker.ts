@@ -1,16 +1,10 @@
-import { type Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
 import { runRenderWorkerProcess } from '../../workers/render-worker.js';
 import { loadConfig } from '../config/index.js';
+import { wholeNumberFlag } from './flags.js';
 
-function positiveInteger(flag: string) {
-  return (value: string): number => {
-    const parsed = Number(value);
-    if (!Number.isSafeInteger(parsed) || parsed < 1) {
-      throw new InvalidArgumentError(`${flag} takes a whole number of at least 1, got "${value}"`);
-    }
-    return parsed;
-  };
-}
+/** The most jobs one process may run at once: DEPTHQ_WORKER_CONCURRENCY's bound. */
+const MAX_WORKER_CONCURRENCY = 1000;
 
 export function registerWorkerCommand(program: Command): void {
   program
@@ -18,8 +12,7 @@ export function registerWorkerCommand(program: Command): void {
     .description('run a render worker: take render jobs from the queue until SIGTERM/SIGINT, then close gracefully')
     .option(
       '--concurrency <n>',
-      'jobs in flight in this process (default: DEPTHQ_WORKER_CONCURRENCY or 16)',
-      positiveInteger('--concurrency'),
+      `jobs in flight in this process, 1 to ${MAX_WORKER_CONCURRENCY} (default: DEPTHQ_WORKER_CONCURRENCY or 16)`,
     )
     .addHelpText(
       'after',
@@ -27,10 +20,11 @@ export function registerWorkerCommand(program: Command): void {
         'jobs name. It checks Redis, S3_BUCKET (when set) and the Replicate API at start and exits 2 with a message\n' +
         'when one is unreachable. Logs are JSON lines on stdout (LOG_LEVEL).',
     )
-    .action(async (options: { concurrency?: number }) => {
-      await runRenderWorkerProcess(
-        loadConfig(),
-        options.concurrency !== undefined ? { concurrency: options.concurrency } : {},
-      );
+    .action(async (flags: { concurrency?: string }) => {
+      const concurrency =
+        flags.concurrency === undefined
+          ? undefined
+          : wholeNumberFlag('--concurrency', flags.concurrency, 1, MAX_WORKER_CONCURRENCY);
+      await runRenderWorkerProcess(loadConfig(), concurrency === undefined ? {} : { concurrency });
     });
 }

@@ -76,6 +76,26 @@ export class UsageError extends DepthqError {
   }
 }
 
+/**
+ * A command-line value is wrong. Every flag parser (src/cli/flags.ts) throws this, in one shape: which flag, what it
+ * expects, what it got — `--port must be a whole number from 0 to 65535, got "70000"`.
+ */
+export class FlagError extends UsageError {
+  override readonly name: string = 'FlagError';
+  /** The flag or argument as the user writes it, e.g. `--port` or `<usd>`. */
+  readonly flag: string;
+  readonly got: string;
+  /** What the flag takes, completing "must be …", e.g. `a whole number from 0 to 65535`. */
+  readonly expected: string;
+
+  constructor(flag: string, got: string, expected: string, options: ErrorOptions = {}) {
+    super(`${flag} must be ${expected}, got "${got}"`, options);
+    this.flag = flag;
+    this.got = got;
+    this.expected = expected;
+  }
+}
+
 /** Said in words because a regular expression is not an explanation. */
 export const RUN_ID_RULE =
   "1–64 characters: lowercase letters, digits, '.', '_' or '-', starting with a letter or digit";

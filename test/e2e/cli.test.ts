@@ -51,7 +51,7 @@ describe('depthq CLI', () => {
   it('refuses a bad flag and an unknown command with exit code 2', () => {
     const badFlag = depthq(['worker', '--concurrency', '0']);
     expect(badFlag.code).toBe(2);
-    expect(badFlag.stderr).toContain('--concurrency takes a whole number of at least 1, got "0"');
+    expect(badFlag.stderr).toContain('--concurrency must be a whole number from 1 to 1000, got "0"');
     const unknown = depthq(['render-everything']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain("unknown command 'render-everything'");

@@ -171,7 +171,8 @@ describe('run commands on the command line', () => {
     }
     expect(unknown.stderr).toContain('there is no run "no-such-run"');
     expect(unknown.stderr).toContain('`depthq runs` lists the runs there');
-    expect(badBudget.stderr).toContain('"ten dollars" is not a dollar amount');
+    expect(badBudget.stderr).toContain('<usd> must be a dollar amount with at most six decimals');
+    expect(badBudget.stderr).toContain('got "ten dollars"');
     expect(flaggedAlone.stderr).toContain('--flagged needs --reseed');
 
     expect(budget.code).toBe(0);

@@ -128,7 +128,7 @@ describe('depthq ingest', () => {
     expect(concurrency.stderr).toContain('--preflight-concurrency must be a whole number from 1 to 1000, got "0"');
     const budget = await depthq([file, '--run', 'run-1', '--budget', 'lots'], prefix);
     expect(budget.code).toBe(2);
-    expect(budget.stderr).toContain('--budget: "lots" is not a dollar amount');
+    expect(budget.stderr).toContain('--budget must be a dollar amount with at most six decimals');
     const noRun = await depthq([file], prefix);
     expect(noRun.code).toBe(2);
     expect(noRun.stderr).toContain("required option '--run <id>' not specified");

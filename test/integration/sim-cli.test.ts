@@ -92,7 +92,7 @@ describe('depthq simulate', () => {
     [['--failure-rate', '2'], /--failure-rate must be a share from 0 to 1/],
     [['--reset-rate', 'lots'], /--reset-rate must be a share from 0 to 1/],
     [['--latency-ms', '900-100'], /--latency-ms must be milliseconds or a range min-max/],
-    [['--retention', 'forever'], /--retention: "forever" is not a duration/],
+    [['--retention', 'forever'], /--retention must be a positive duration .*, got "forever"/],
     [['--port', '70000'], /--port must be a whole number from 0 to 65535/],
     [['--creates-per-minute', '0'], /--creates-per-minute must be a number above 0/],
     [['--fault-seed', '1.5'], /--fault-seed must be a whole number/],

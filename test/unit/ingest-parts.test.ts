@@ -145,7 +145,7 @@ describe('ingest flags', () => {
   });
 
   it.each<[string, Record<string, string>, string]>([
-    ['a bad budget', { budget: '12,50' }, '--budget: "12,50" is not a dollar amount'],
+    ['a bad budget', { budget: '12,50' }, '--budget must be a dollar amount with at most six decimals'],
     [
       'a zero concurrency',
       { preflightConcurrency: '0' },
