@@ -18,7 +18,7 @@ import { ReplicateProvider } from '../src/providers/replicate.js';
 import { closeConnection, connectProducer, createProducerConnection } from '../src/queue/connections.js';
 import { createRenderQueue, defaultRenderQueueSettings, enqueueRenderJobs } from '../src/queue/render-queue.js';
 import { copyUrlToObject, presignGetUrl, putBytesObject } from '../src/storage/s3.js';
-import { startRenderWorker } from '../workers/render-worker.js';
+import { startRenderWorker } from '../src/worker/start.js';
 
 const { values } = parseArgs({
   options: { jobs: { type: 'string', default: '300' }, concurrency: { type: 'string', default: '16' } },

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { runRenderWorkerProcess } from '../../workers/render-worker.js';
 import { loadConfig } from '../config/index.js';
+import { runRenderWorkerProcess } from '../worker/start.js';
 import { wholeNumberFlag } from './flags.js';
 
 /** The most jobs one process may run at once: DEPTHQ_WORKER_CONCURRENCY's bound. */

@@ -142,7 +142,9 @@ export interface Config {
 }
 
 /** Drops absent values, so `{ ...defaults, ...overrides }` keeps the defaults (exactOptionalPropertyTypes-friendly). */
-function definedOnly<T extends Record<string, unknown>>(record: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+export function definedOnly<T extends Record<string, unknown>>(
+  record: T,
+): { [K in keyof T]?: Exclude<T[K], undefined> } {
   return Object.fromEntries(Object.entries(record).filter(([, value]) => value !== undefined)) as {
     [K in keyof T]?: Exclude<T[K], undefined>;
   };

@@ -5,7 +5,7 @@
  * started more than `maxStartedAttempts` times. No step records anything then: the ledger row would stay `running` and
  * the job's reservation be held for ever.
  *
- * The render worker hands every `failed` event here (workers/render-worker.ts). Only a job that failed for good
+ * The render worker hands every `failed` event here (src/worker/start.ts). Only a job that failed for good
  * (`finishedOn` set: no retry follows) and whose row is still unfinished (`queued`, `running`, `parked`) is ended here:
  * failures the processor ended itself have their row written already (`failed`, `flagged`, `canceled`) and are left
  * alone. Its money follows the one money rule from its last checkpoint (`standingOf`/`settlementOfEnd`): a prediction

@@ -21,7 +21,7 @@ import {
   type RenderJobData,
 } from '../../src/queue/render-queue.js';
 import { putBytesObject } from '../../src/storage/s3.js';
-import type { RunningRenderWorker } from '../../workers/render-worker.js';
+import type { RunningRenderWorker } from '../../src/worker/start.js';
 import { uniqueName } from './stack.js';
 
 export interface RenderRunFixture {

@@ -12,7 +12,7 @@ import { afterAll, afterEach } from 'vitest';
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const depthqBin = path.join(projectRoot, 'bin', 'depthq.js');
 
-/** What the worker logs once its BullMQ Worker is ready (workers/render-worker.ts). */
+/** What the worker logs once its BullMQ Worker is ready (src/worker/start.ts). */
 export const WORKER_STARTED_MESSAGE = 'render worker started';
 
 export interface WorkerExit {

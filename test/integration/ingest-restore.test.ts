@@ -15,7 +15,7 @@ import type { RunCounters } from '../../src/ledger/run-ledger.js';
 import { makeControlImages } from '../../src/local/control-images/index.js';
 import { enqueueRenderJobs } from '../../src/queue/render-queue.js';
 import { putBytesObject } from '../../src/storage/s3.js';
-import { startRenderWorker } from '../../workers/render-worker.js';
+import { startRenderWorker } from '../../src/worker/start.js';
 import { prepareRenderRun, useRenderRunCleanup, waitForCounters } from '../helpers/render-run.js';
 import { uniqueName, useLocalStack } from '../helpers/stack.js';
 

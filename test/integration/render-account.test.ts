@@ -20,7 +20,7 @@ import { LOCAL_SIMULATOR_TOKEN, type LocalSimulatorOptions } from '../../src/loc
 import { resumeRun } from '../../src/runs/run-controls.js';
 import { formatRunStatus, readRunStatus, runStatusJson } from '../../src/runs/run-status.js';
 import { type RunningSimulator, startSimulator } from '../../src/sim/index.js';
-import { type RunningRenderWorker, startRenderWorker } from '../../workers/render-worker.js';
+import { type RunningRenderWorker, startRenderWorker } from '../../src/worker/start.js';
 import { prepareRenderRun, type RenderRunFixture, waitForCounters } from '../helpers/render-run.js';
 import { useLocalStack } from '../helpers/stack.js';
 import { useWorkerProcesses, waitForCondition } from '../helpers/worker-process.js';

@@ -9,7 +9,7 @@ import { costOf } from '../../src/core/money.js';
 import { renderJobIdOf } from '../../src/core/render-job.js';
 import type { RunCounters } from '../../src/ledger/run-ledger.js';
 import { releaseParkedJobs } from '../../src/queue/parked-jobs.js';
-import { startRenderWorker } from '../../workers/render-worker.js';
+import { startRenderWorker } from '../../src/worker/start.js';
 import {
   listSimulatorPredictions,
   predictionSubjectOf,

@@ -13,7 +13,7 @@ import { contentKeyOf } from '../../src/sim/content-key.js';
 import { FaultInjector, flaggedError, genericFailureError } from '../../src/sim/faults.js';
 import { faultsSchema } from '../../src/sim/options.js';
 import { getObjectBytes } from '../../src/storage/s3.js';
-import { startRenderWorker } from '../../workers/render-worker.js';
+import { startRenderWorker } from '../../src/worker/start.js';
 import {
   listSimulatorPredictions,
   predictionSubjectOf,

@@ -25,7 +25,7 @@ import { LOCAL_SIMULATOR_TOKEN, type LocalSimulatorOptions, type LocalStack } fr
 import { retryRunJobs } from '../../src/runs/retry-jobs.js';
 import { nsfwError, type RunningSimulator, startSimulator } from '../../src/sim/index.js';
 import { getObjectBytes } from '../../src/storage/s3.js';
-import { type RunningRenderWorker, startRenderWorker } from '../../workers/render-worker.js';
+import { type RunningRenderWorker, startRenderWorker } from '../../src/worker/start.js';
 import { type LatencyProxy, type ProxiedRequestHead, startLatencyProxy } from '../helpers/latency-proxy.js';
 import {
   getSimulatorPrediction,

@@ -27,7 +27,7 @@ import {
   renderWorkerOptions,
 } from '../../src/queue/render-queue.js';
 import { getObjectBytes, putBytesObject } from '../../src/storage/s3.js';
-import { startRenderWorker } from '../../workers/render-worker.js';
+import { startRenderWorker } from '../../src/worker/start.js';
 import {
   getSimulatorPrediction,
   listSimulatorPredictions,

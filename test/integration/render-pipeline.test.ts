@@ -8,7 +8,7 @@ import { fluxDepthPro } from '../../src/core/models.js';
 import { costOf } from '../../src/core/money.js';
 import { deriveSeed } from '../../src/core/seed.js';
 import { getObjectBytes } from '../../src/storage/s3.js';
-import { startRenderWorker } from '../../workers/render-worker.js';
+import { startRenderWorker } from '../../src/worker/start.js';
 import { prepareRenderRun, type RenderRunFixture, waitForCounters } from '../helpers/render-run.js';
 import { useLocalStack } from '../helpers/stack.js';
 

@@ -21,7 +21,7 @@ import { ReplicateProvider } from '../../src/providers/replicate.js';
 import { RENDER_QUEUE_NAME } from '../../src/queue/render-queue.js';
 import { cancelRun } from '../../src/runs/cancel-run.js';
 import { type RunningSimulator, startSimulator } from '../../src/sim/index.js';
-import { startRenderWorker } from '../../workers/render-worker.js';
+import { startRenderWorker } from '../../src/worker/start.js';
 import { type DelayRule, type LatencyProxy, startLatencyProxy } from '../helpers/latency-proxy.js';
 import { prepareRenderRun, type RenderRunFixture, waitForCounters, workerEnvironment } from '../helpers/render-run.js';
 import { useLocalStack } from '../helpers/stack.js';

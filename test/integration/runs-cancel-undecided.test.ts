@@ -18,7 +18,7 @@ import { LOCAL_SIMULATOR_TOKEN, type LocalSimulatorOptions } from '../../src/loc
 import { ReplicateProvider } from '../../src/providers/replicate.js';
 import { cancelRun } from '../../src/runs/cancel-run.js';
 import { type RunningSimulator, startSimulator } from '../../src/sim/index.js';
-import { type RunningRenderWorker, startRenderWorker } from '../../workers/render-worker.js';
+import { type RunningRenderWorker, startRenderWorker } from '../../src/worker/start.js';
 import { type LatencyProxy, startLatencyProxy } from '../helpers/latency-proxy.js';
 import { prepareRenderRun, type RenderRunFixture, waitForCounters } from '../helpers/render-run.js';
 import { useLocalStack } from '../helpers/stack.js';

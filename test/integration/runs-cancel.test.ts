@@ -10,7 +10,7 @@ import { costOf } from '../../src/core/money.js';
 import { ReplicateProvider } from '../../src/providers/replicate.js';
 import { cancelRun } from '../../src/runs/cancel-run.js';
 import { pauseRun, RunCanceledError } from '../../src/runs/run-controls.js';
-import { startRenderWorker } from '../../workers/render-worker.js';
+import { startRenderWorker } from '../../src/worker/start.js';
 import {
   listSimulatorPredictions,
   predictionSubjectOf,

@@ -11,7 +11,7 @@ import type { RunCounters } from '../../src/ledger/run-ledger.js';
 import { enqueueRenderJobs } from '../../src/queue/render-queue.js';
 import { changeBudget, pauseRun, resumeRun } from '../../src/runs/run-controls.js';
 import { readRunStatus } from '../../src/runs/run-status.js';
-import { startRenderWorker } from '../../workers/render-worker.js';
+import { startRenderWorker } from '../../src/worker/start.js';
 import {
   listSimulatorPredictions,
   predictionSubjectOf,

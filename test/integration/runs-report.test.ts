@@ -11,7 +11,7 @@ import { openRunContext, UnknownRunError } from '../../src/runs/run-context.js';
 import { listRunSummaries } from '../../src/runs/run-list.js';
 import { neutraliseFormula, REPORT_COLUMNS, writeRunReport } from '../../src/runs/run-report.js';
 import { formatRunStatus, readRunStatus, runStatusJson } from '../../src/runs/run-status.js';
-import { startRenderWorker } from '../../workers/render-worker.js';
+import { startRenderWorker } from '../../src/worker/start.js';
 import {
   prepareRenderRun,
   type RenderRunFixture,

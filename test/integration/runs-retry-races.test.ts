@@ -16,7 +16,7 @@ import type { RenderJobData } from '../../src/queue/render-queue.js';
 import { nextSeedAfter } from '../../src/runs/reseed.js';
 import { retryRunJobs } from '../../src/runs/retry-jobs.js';
 import { getObjectBytes, putBytesObject } from '../../src/storage/s3.js';
-import { startRenderWorker } from '../../workers/render-worker.js';
+import { startRenderWorker } from '../../src/worker/start.js';
 import {
   prepareRenderRun,
   type RenderRunFixture,

@@ -16,7 +16,7 @@ import { createRenderQueue, defaultRenderQueueSettings, enqueueRenderJobs } from
 import { nextSeedAfter, reseedIndexOf } from '../../src/runs/reseed.js';
 import { retryRunJobs } from '../../src/runs/retry-jobs.js';
 import { getObjectBytes, putBytesObject } from '../../src/storage/s3.js';
-import { type RunningRenderWorker, startRenderWorker } from '../../workers/render-worker.js';
+import { type RunningRenderWorker, startRenderWorker } from '../../src/worker/start.js';
 import {
   listSimulatorPredictions,
   predictionSubjectOf,

@@ -22,7 +22,7 @@ import { enqueueRenderJobs } from '../../src/queue/render-queue.js';
 import { SHEET_MARKER, writeRunSheet } from '../../src/runs/run-sheet.js';
 import { GRID_CELL } from '../../src/runs/sheet-grid.js';
 import { putBytesObject } from '../../src/storage/s3.js';
-import { type RunningRenderWorker, startRenderWorker } from '../../workers/render-worker.js';
+import { type RunningRenderWorker, startRenderWorker } from '../../src/worker/start.js';
 import { prepareRenderRun, type RenderRunFixture, waitForCounters } from '../helpers/render-run.js';
 import { uniqueName, useLocalStack } from '../helpers/stack.js';
 
