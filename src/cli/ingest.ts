@@ -5,7 +5,7 @@
  */
 import { type Command, Option } from 'commander';
 import { type Config, loadConfig } from '../config/index.js';
-import { formatManifestProblem } from '../core/manifest.js';
+import { formatManifestProblem } from '../core/manifest/index.js';
 import { formatUsd, type Micros } from '../core/money.js';
 import {
   type IngestOutcome,

@@ -6,7 +6,7 @@
  */
 import type { Redis } from 'ioredis';
 import { canonicalJson } from '../core/fingerprint.js';
-import type { ManifestLayout, ManifestProblem } from '../core/manifest.js';
+import type { ManifestLayout, ManifestProblem } from '../core/manifest/index.js';
 import type { Micros } from '../core/money.js';
 import { parseRenderJob, type RenderJob } from '../core/render-job.js';
 import type { RunLedger } from '../ledger/run-ledger.js';

@@ -1,7 +1,7 @@
 /**
  * Manifest ingestion: a manifest CSV (and optional styles file) → render jobs in the queue, all or nothing.
  *
- * 1. read: stream the manifest; every record → its jobs or its problems (src/core/manifest.ts); jobs wait in a private
+ * 1. read: stream the manifest; every record → its jobs or its problems (src/core/manifest/); jobs wait in a private
  *    spool file, not in memory; jobs the run already has are looked up in batches and compared by content;
  * 2. preflight every distinct control image (HEAD + first bytes, p-limit);
  * 3. any problem → all of them are reported and nothing is enqueued (unless `skipInvalid`: invalid rows are skipped);
@@ -31,7 +31,7 @@ import {
   type StyleDefinition,
   styleTemplateProblems,
   usesPlaceholder,
-} from '../core/manifest.js';
+} from '../core/manifest/index.js';
 import { imageCountOf, type ModelDefinition } from '../core/models.js';
 import { costOf, formatUsd, type Micros } from '../core/money.js';
 import { renderJobIdOf } from '../core/render-job.js';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { ConfigError, UsageError } from '../core/errors.js';
 import { canonicalJson } from '../core/fingerprint.js';
 import { defaultOutputKeyTemplate, joinOutputPrefix, parseRunId, validateOutputKeyTemplate } from '../core/keys.js';
-import { type InputValue, parseInputDefaults } from '../core/manifest.js';
+import { type InputValue, parseInputDefaults } from '../core/manifest/index.js';
 import { defaultModelId, findModel, type ModelDefinition, modelRegistry } from '../core/models.js';
 import type { Micros } from '../core/money.js';
 import type { NewRun, RunMeta, RunMetaDifference } from '../ledger/run-ledger.js';

@@ -10,7 +10,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { Redis } from 'ioredis';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatManifestProblem } from '../../src/core/manifest.js';
+import { formatManifestProblem } from '../../src/core/manifest/index.js';
 import { ingestManifest, ManifestInvalidError } from '../../src/ingest/ingest-manifest.js';
 import type { IngestRequest } from '../../src/ingest/ingest-settings.js';
 import { RunLedger } from '../../src/ledger/run-ledger.js';

@@ -12,7 +12,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/core/errors.js';
 import { renderJobId } from '../../src/core/keys.js';
-import type { ManifestProblem } from '../../src/core/manifest.js';
+import type { ManifestProblem } from '../../src/core/manifest/index.js';
 import { deriveSeed } from '../../src/core/seed.js';
 import {
   BudgetConfirmationError,

@@ -18,7 +18,7 @@ import {
   planStyles,
   type StyleDefinition,
   styleTemplateProblems,
-} from '../../src/core/manifest.js';
+} from '../../src/core/manifest/index.js';
 import { fluxDepthDev, fluxDepthPro } from '../../src/core/models.js';
 import { deriveSeed } from '../../src/core/seed.js';
 
