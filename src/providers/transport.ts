@@ -1,7 +1,7 @@
 /**
- * The fetch that depthq hands to the official `replicate` client. The client's own retries are broken (STACK_NOTES.md):
- * no real backoff, `Retry-After` ignored, and a network error on the POST that creates a prediction is re-sent — a
- * duplicate, paid prediction. This transport owns every retry instead:
+ * The fetch that depthq hands to the official `replicate` client. The client's own retries are broken (see
+ * docs/stack-facts.md): no real backoff, `Retry-After` ignored, and a network error on the POST that creates a
+ * prediction is re-sent — a duplicate, paid prediction. This transport owns every retry instead:
  *
  * - idempotent requests (GET, and POST …/cancel) are retried on network errors, 5xx and 429 with exponential backoff and
  *   full jitter, never sooner than the server's `retry_after` / `Retry-After`;

@@ -3,7 +3,7 @@
  *
  * BullMQ's `job.updateData` checks no lock: a worker whose event loop stalled past `lockDuration` keeps running after
  * another worker took its job over, and its writes still succeed — it can overwrite the new owner's checkpoint, even
- * after the job completed (measured: STACK_NOTES.md). The pipeline's "one paid prediction per image" rests on the
+ * after the job completed (docs/stack-facts.md). The pipeline's "one paid prediction per image" rests on the
  * checkpoint, so every checkpoint write goes through here: one Lua script compares the job's lock to the worker's token
  * and writes only while they match. Whoever loses the fence must stop without side effects.
  *

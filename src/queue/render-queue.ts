@@ -24,7 +24,7 @@ export interface RenderQueueSettings {
   readonly attempts: number;
   /**
    * How long a worker's lock on a job lasts (renewed at half of it). A killed worker's jobs are picked up again after
-   * 1–2 × this (measured: STACK_NOTES.md), so it is short; a longer event-loop stall than this loses the lock, and the
+   * 1–2 × this (docs/stack-facts.md), so it is short; a longer event-loop stall than this loses the lock, and the
    * fenced checkpoints make that safe. @defaultValue 6000
    */
   readonly lockDurationMs: number;

@@ -260,3 +260,72 @@ describe('LockLostError', () => {
     expect(error.cause).toBe(cause);
   });
 });
+
+/**
+ * Why the fence exists: what BullMQ itself does when a worker loses its lock (docs/stack-facts.md). If one of these
+ * starts failing after a BullMQ upgrade, the fact changed: update docs/stack-facts.md, do not loosen the test.
+ */
+describe('BullMQ without the fence', () => {
+  it('job.updateData checks no lock: a worker that lost its lock still writes, even to a completed job', async () => {
+    const queue = openQueue();
+    const redis = connect();
+    const jobId = 'run-1.row-4';
+    const written = deferred();
+    const { errors } = openWorker(queue, async (job) => {
+      if (job.id !== jobId) return 'done';
+      // Another worker's token in the lock key: the lock as it is once a second worker took the job over.
+      await redis.set(lockKeyOf(queue, jobId), 'another-worker:0', 'PX', 60_000);
+      await job.updateData({ ...payload, step: 'written without the lock' });
+      written.resolve();
+      return 'done';
+    });
+    await queue.add('render', payload, { jobId });
+    await written.promise;
+    expect(await dataOf(queue, jobId)).toEqual({ ...payload, step: 'written without the lock' });
+    // Only the worker's final move checks the lock: it fails ("Lock mismatch"), as an `error` event.
+    expect(await eventually(() => errors.length > 0, 10_000)).toBe(true);
+    expect(await queue.getJobState(jobId)).toBe('active');
+
+    const doneId = 'run-1.row-5';
+    await queue.add('render', payload, { jobId: doneId });
+    expect(await eventually(async () => (await queue.getJobState(doneId)) === 'completed', 10_000)).toBe(true);
+    await (await Job.fromId(queue, doneId))?.updateData({ ...payload, step: 'written after completion' });
+    expect(await dataOf(queue, doneId)).toEqual({ ...payload, step: 'written after completion' });
+  });
+
+  it('a job whose worker stopped renewing its lock is taken over after 1–2 × lockDuration', async () => {
+    const queue = openQueue();
+    const lockDurationMs = 2_000;
+    // The render queue's ratio: stalled jobs are looked for every half lockDuration (one check a queue, not a worker).
+    const settings = { lockDuration: lockDurationMs, stalledInterval: lockDurationMs / 2, maxStalledCount: 10 };
+    const started: Array<{ worker: string; at: number }> = [];
+    const dead = gate();
+    // Worker A takes the job and then behaves as if SIGKILLed: it never renews the lock and never finishes.
+    openWorker(
+      queue,
+      async () => {
+        started.push({ worker: 'A', at: Date.now() });
+        await dead.promise;
+      },
+      { ...settings, skipLockRenewal: true },
+    );
+    await queue.add('render', payload, { jobId: 'run-1.row-6' });
+    expect(await eventually(() => started.length === 1, 10_000)).toBe(true);
+    // Worker B is idle, so it is the one that takes the job once it is back in the wait list.
+    openWorker(
+      queue,
+      async () => {
+        started.push({ worker: 'B', at: Date.now() });
+        return 'B';
+      },
+      settings,
+    );
+    expect(await eventually(() => started.length === 2, 10_000)).toBe(true);
+    const [first, second] = started;
+    expect([first?.worker, second?.worker]).toEqual(['A', 'B']);
+    const takeoverMs = (second?.at ?? 0) - (first?.at ?? 0);
+    // Never before the lock expired; within twice its duration, with a margin for a loaded machine.
+    expect(takeoverMs).toBeGreaterThanOrEqual(lockDurationMs - 50);
+    expect(takeoverMs).toBeLessThan(2 * lockDurationMs + 500);
+  });
+});

@@ -266,7 +266,8 @@ describe('createS3Client against s3rver: streamed bodies are stored byte for byt
   });
 
   it('the trap is real: a client with the SDK defaults stores the aws-chunked framing in the object', async () => {
-    // If this starts failing after an SDK or s3rver upgrade, the trap is gone: update STACK_NOTES.md, keep the settings.
+    // If this starts failing after an SDK or s3rver upgrade, the trap is gone: update docs/stack-facts.md, keep the
+    // settings.
     const defaults = new S3Client({
       region: 'us-east-1',
       endpoint: s3.endpoint,
