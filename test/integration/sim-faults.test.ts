@@ -115,7 +115,8 @@ describe('rate limits', () => {
     const before = Date.now();
     const created = await clientFor(sim).predictions.create({ model: PRO, input: input() });
     expect(created.status).toBe('starting');
-    expect(Date.now() - before).toBeLessThan(2_500);
+    // Half the honoured wait: a bound a loaded machine cannot reach by slowness alone.
+    expect(Date.now() - before).toBeLessThan(5_000);
     expect(sim.stats()).toMatchObject({ throttled: 2, createRequests: 3, creates: 1 });
     const bad = await fetch(`${sim.url}/_sim/throttle`, { method: 'POST', body: JSON.stringify({ count: -1 }) });
     expect(bad.status).toBe(400);
@@ -162,8 +163,9 @@ describe('injected faults', () => {
     await expect(
       clientFor(sim).predictions.create({ model: PRO, input: input({ prompt: 'resent' }) }),
     ).rejects.toThrow();
-    // Six sends back to back: its nominal backoff (0.5 s, doubling) would take 15 s (docs/stack-facts.md).
-    expect(Date.now() - before).toBeLessThan(2_500);
+    // Six sends back to back: its nominal backoff (0.5 s, doubling) would take 15 s (docs/stack-facts.md); half of that
+    // is a bound a loaded machine cannot reach by slowness alone.
+    expect(Date.now() - before).toBeLessThan(7_500);
     expect(sim.stats()).toMatchObject({ createRequests: 6, creates: 6 });
     sim.setFaults({ connectionResetRate: 0 });
     const stats = await eventually(() => {
