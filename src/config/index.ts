@@ -119,8 +119,8 @@ export interface Config {
   readonly prefix: string;
   readonly logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
   /**
-   * Worker tuning; each absent value means "the built-in default" (src/queue/render-queue.ts, src/pipeline/render.ts,
-   * src/providers/replicate.ts), so the defaults live beside the code they tune.
+   * Worker tuning; each absent value means "the built-in default" (src/queue/render-queue.ts,
+   * src/pipeline/render-context.ts, src/providers/replicate.ts), so the defaults live beside the code they tune.
    */
   readonly worker: {
     readonly concurrency?: number;

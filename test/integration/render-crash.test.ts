@@ -353,7 +353,7 @@ describe('the same job in two worker processes at once', () => {
   });
 });
 
-/** What the pipeline logs when a fenced checkpoint write was refused (src/pipeline/render.ts). */
+/** What the pipeline logs when a fenced checkpoint write was refused (src/pipeline/run-job.ts). */
 const LOCK_LOST_MESSAGE = 'lost the job to another worker (its lock expired): stopped without side effects';
 
 /**
