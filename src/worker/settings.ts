@@ -1,7 +1,7 @@
 /**
  * The render worker's settings from config. Each value the environment gives replaces its built-in default; each one it
- * leaves out keeps the default, which lives beside the code it tunes (src/queue/render-queue.ts, src/pipeline/render-context.ts,
- * src/providers/replicate.ts).
+ * leaves out keeps the default, which lives beside the code it tunes (src/queue/render-queue.ts,
+ * src/pipeline/render-context.ts, src/providers/replicate.ts).
  */
 import { type Config, definedOnly } from '../config/index.js';
 import { defaultPipelineSettings, type PipelineSettings } from '../pipeline/render.js';
