@@ -21,8 +21,15 @@ import { makeControlImages } from '../local/control-images/index.js';
 import { type LocalStack, startLocalStack } from '../local/stack.js';
 import { closeConnection, connectProducer, createProducerConnection } from '../queue/connections.js';
 import { createRenderQueue, defaultRenderQueueSettings, enqueueRenderJobs } from '../queue/render-queue.js';
+import { type ContactSheetCell, renderContactSheet } from '../runs/contact-sheet.js';
+import {
+  checkOutputDirectory,
+  createStagingDirectory,
+  replaceOutputDirectory,
+  writeRelativeFile,
+} from '../runs/output-directory.js';
+import { createProgressReporter, type ProgressSnapshot, type ProgressStream } from '../runs/progress.js';
 import { getObjectBytes, putBytesObject } from '../storage/s3.js';
-import { type ContactSheetCell, renderContactSheet } from './contact-sheet.js';
 import {
   CONTROL_PREFIX,
   controlKeyOf,
@@ -35,13 +42,6 @@ import {
   type PlannedJob,
   planDemoJobs,
 } from './demo-plan.js';
-import {
-  checkOutputDirectory,
-  createStagingDirectory,
-  replaceOutputDirectory,
-  writeRelativeFile,
-} from './output-directory.js';
-import { createProgressReporter, type ProgressSnapshot, type ProgressStream } from './progress.js';
 import { formatSummaryTable, type SummaryRow } from './summary-table.js';
 import { startWorkerProcesses, type WorkerExit, type WorkerFleet } from './worker-processes.js';
 
@@ -72,7 +72,7 @@ const DEMO_SIMULATOR = {
 } as const;
 
 export interface DemoOptions {
-  /** The folder outputs are copied to; replaced as a whole (see output-directory.ts). */
+  /** The folder outputs are copied to; replaced as a whole (see runs/output-directory.ts). */
   readonly outDir: string;
   readonly images: number;
   readonly workers: number;

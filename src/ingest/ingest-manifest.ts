@@ -20,7 +20,6 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { Redis } from 'ioredis';
 import { UsageError } from '../core/errors.js';
 import {
-  formatManifestProblem,
   ManifestClaims,
   type ManifestLayout,
   type ManifestProblem,
@@ -33,7 +32,7 @@ import {
   usesPlaceholder,
 } from '../core/manifest/index.js';
 import { imageCountOf, type ModelDefinition } from '../core/models.js';
-import { costOf, formatUsd, type Micros } from '../core/money.js';
+import { costOf } from '../core/money.js';
 import { renderJobIdOf } from '../core/render-job.js';
 import { type RunLedger, type RunMeta, RunMetaConflictError } from '../ledger/run-ledger.js';
 import {
@@ -44,6 +43,12 @@ import {
 } from '../queue/render-queue.js';
 import { CsvSyntaxError, readCsvFile, readWholeCsvFile } from './csv-records.js';
 import { type CandidateJob, ExistingJobs } from './existing-jobs.js';
+import {
+  BudgetConfirmationError,
+  type IngestEstimate,
+  type IngestOutcome,
+  ManifestInvalidError,
+} from './ingest-outcome.js';
 import {
   type IngestRequest,
   type IngestSettings,
@@ -59,7 +64,7 @@ import { preflightControlImages } from './preflight.js';
 const BATCH = 1_000;
 
 // ---------------------------------------------------------------------------------------------------------------------
-// Environment, outcome, errors
+// Environment (the outcome and the two refusals: ingest-outcome.ts)
 // ---------------------------------------------------------------------------------------------------------------------
 
 export type IngestProgress =
@@ -85,74 +90,8 @@ export interface IngestEnvironment {
   readonly onProgress?: (progress: IngestProgress) => void;
 }
 
-export interface IngestEstimate {
-  readonly priceMicrosPerImage: Micros;
-  /** Images of every valid job of the manifest (new and already enqueued). */
-  readonly images: number;
-  readonly totalMicros: Micros;
-  /** Images and cost of the jobs this ingest adds. */
-  readonly newImages: number;
-  readonly newMicros: Micros;
-}
-
-export interface IngestOutcome {
-  readonly run: string;
-  readonly model: string;
-  readonly dryRun: boolean;
-  /** False for a dry run and for a run that existed. */
-  readonly runCreated: boolean;
-  readonly manifest: { readonly name: string; readonly sha256: string; readonly bytes: number };
-  readonly rows: number;
-  readonly invalidRows: number;
-  /** Problems of the rows that were skipped (`skipInvalid`); empty otherwise. */
-  readonly problems: readonly ManifestProblem[];
-  readonly jobs: { readonly total: number; readonly new: number; readonly existing: number };
-  readonly estimate: IngestEstimate;
-  /** The budget the estimate was checked against (`null`: the run has none). */
-  readonly budgetMicros: Micros | null;
-  readonly overBudget: boolean;
-  /** Jobs enqueued by this ingest (0 for a dry run). */
-  readonly added: number;
-  readonly normalisedCells: number;
-  /** Distinct control images preflighted (`undefined`: preflight was off). */
-  readonly preflighted: number | undefined;
-}
-
-/** The manifest (or styles file) has problems; nothing was enqueued. `manifestProblems` lists every one. */
-export class ManifestInvalidError extends UsageError {
-  override readonly name: string = 'ManifestInvalidError';
-  readonly manifestProblems: readonly ManifestProblem[];
-  readonly invalidRows: number;
-
-  constructor(message: string, problems: readonly ManifestProblem[], invalidRows: number) {
-    super(message);
-    this.manifestProblems = problems;
-    this.invalidRows = invalidRows;
-  }
-
-  /** Every problem, one per line, compiler style. */
-  listing(): string {
-    return this.manifestProblems.map(formatManifestProblem).join('\n');
-  }
-}
-
-/** The estimate is above the run's budget and `yes` was not given; nothing was enqueued. */
-export class BudgetConfirmationError extends UsageError {
-  override readonly name: string = 'BudgetConfirmationError';
-  readonly estimate: IngestEstimate;
-  readonly budgetMicros: Micros;
-
-  constructor(estimate: IngestEstimate, budgetMicros: Micros, jobs: number) {
-    super(
-      `the estimate of ${formatUsd(estimate.totalMicros)} (${estimate.images} images in ${jobs} jobs at ` +
-        `${formatUsd(estimate.priceMicrosPerImage)}) is above the run's budget of ${formatUsd(budgetMicros)}; ` +
-        'nothing was enqueued. Pass --yes to enqueue anyway (jobs wait, parked, once the budget is spent) ' +
-        'or raise it with --budget',
-    );
-    this.estimate = estimate;
-    this.budgetMicros = budgetMicros;
-  }
-}
+export type { IngestEstimate, IngestOutcome } from './ingest-outcome.js';
+export { BudgetConfirmationError, ManifestInvalidError } from './ingest-outcome.js';
 
 function countOf(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? '' : 's'}`;

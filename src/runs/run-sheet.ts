@@ -19,11 +19,11 @@ import { coerceError, UsageError } from '../core/errors.js';
 import { renderJobId, sidecarKeyOf } from '../core/keys.js';
 import { formatUsd } from '../core/money.js';
 import { parseRenderJob } from '../core/render-job.js';
-import { type ContactSheetCell, type ContactSheetRow, renderContactSheet } from '../demo/contact-sheet.js';
-import { writeRelativeFile } from '../demo/output-directory.js';
 import type { ResultRow, RunLedger, RunMeta } from '../ledger/run-ledger.js';
 import type { RenderJobData } from '../queue/render-queue.js';
 import { getObjectBytes, type ObjectRef } from '../storage/s3.js';
+import { type ContactSheetCell, type ContactSheetRow, renderContactSheet } from './contact-sheet.js';
+import { writeRelativeFile } from './output-directory.js';
 import { type GridCell, type GridRow, renderGridPng } from './sheet-grid.js';
 
 /** Marks a folder as a contact sheet, so the next `depthq sheet` may replace it. */

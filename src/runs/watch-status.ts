@@ -11,8 +11,8 @@
  * `rescanMs` while jobs are parked, so watching a 100k-job run costs Redis next to nothing.
  */
 import { formatUsd } from '../core/money.js';
-import { type ProgressSnapshot, type ProgressStream, progressBar } from '../demo/progress.js';
 import type { RunLedger, RunMeta } from '../ledger/run-ledger.js';
+import { type ProgressSnapshot, type ProgressStream, progressBar } from './progress.js';
 import {
   endedOf,
   etaOf,

@@ -1,6 +1,6 @@
 /**
- * The demo's progress display. On a terminal: one line redrawn in place (a bar, done/total, failed, running, spent,
- * elapsed). Anywhere else (a pipe, a CI log, a test): a plain line each time something other than the clock changed,
+ * The progress display of `depthq demo` and of the status watch. On a terminal: one line redrawn in place (a bar,
+ * done/total, failed, running, spent, elapsed). Anywhere else (a pipe, a CI log, a test): a plain line each time something other than the clock changed,
  * because carriage returns and escape codes turn a log into noise.
  */
 import { formatUsd, type Micros } from '../core/money.js';

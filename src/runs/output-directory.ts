@@ -1,5 +1,6 @@
 /**
- * The demo's local output folder (`./demo-output` by default), replaced as a whole on every run.
+ * The demo's local output folder (`./demo-output` by default), replaced as a whole on every run; `depthq sheet` writes
+ * its files through writeRelativeFile.
  *
  * Replacing means deleting, so the demo only ever deletes a folder it made itself: one holding its marker file, or an
  * empty one. Anything else — `--out .` in a project, `--out ~` — is refused before the demo starts. The new content is

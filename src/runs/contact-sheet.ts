@@ -1,7 +1,7 @@
 /**
- * The demo's contact sheet: a self-contained index.html beside the copied files — each control image in a row with its
- * render in every style, captioned with seed, cost and status — so a person can judge the result offline, in any
- * browser, without a server. Every path is relative and every text is escaped.
+ * The contact sheet of `depthq demo` and `depthq sheet`: a self-contained index.html beside the copied files — each
+ * control image in a row with its render in every style, captioned with seed, cost and status — so a person can judge
+ * the result offline, in any browser, without a server. Every path is relative and every text is escaped.
  *
  * Pure: no I/O.
  */
