@@ -19,16 +19,11 @@
  *   Cluster; depthq does not support Cluster (its ledger keys and BullMQ's lock keys do not share a hash tag).
  *
  * The Lua is kept in this module, not in `.lua` files, so tsx, the compiled build and the Docker image all ship it
- * without a copy step. Scripts are registered with ioredis `defineCommand` (EVALSHA, falling back to EVAL).
+ * without a copy step. Scripts are defined on the connection as commands by src/queue/lua-scripts.ts (ioredis
+ * `defineCommand`: EVALSHA, falling back to EVAL), as the fenced checkpoint write's is.
  */
 import type { Redis } from 'ioredis';
-
-export interface LuaScript {
-  /** The ioredis command name; prefixed so it cannot collide with BullMQ's commands on a shared connection. */
-  readonly name: string;
-  readonly numberOfKeys: number;
-  readonly lua: string;
-}
+import { type LuaScript, withLuaScripts } from '../queue/lua-scripts.js';
 
 /** Appended to scripts that reply with the run's money: `budget|null, reserved, spent, possiblyBilled`. */
 const moneyStateReply = `
@@ -365,6 +360,58 @@ return {'registered', tostring(added)}
 `,
 };
 
+const setRunState: LuaScript = {
+  name: 'depthqLedgerSetRunState',
+  numberOfKeys: 2,
+  lua: `--[[
+  Sets the run's state in one step, so a pause racing a cancel can never bring a canceled run back: 'canceled' is
+  final. Any state but 'paused' clears the pause's cause.
+
+  Input:
+    KEYS[1] run state string
+    KEYS[2] pause cause hash
+
+    ARGV[1] the new state ('active', 'paused' or 'canceled')
+
+  Output:
+    'canceled'  the run was canceled already; nothing changed
+    ARGV[1]     the state was set
+]]
+if redis.call('GET', KEYS[1]) == 'canceled' then return 'canceled' end
+redis.call('SET', KEYS[1], ARGV[1])
+if ARGV[1] ~= 'paused' then redis.call('DEL', KEYS[2]) end
+return ARGV[1]
+`,
+};
+
+const pauseFor: LuaScript = {
+  name: 'depthqLedgerPauseFor',
+  numberOfKeys: 2,
+  lua: `--[[
+  Pauses the run for a cause only a person can fix, keeping the cause beside the state. A canceled run stays canceled.
+
+  Input:
+    KEYS[1] run state string
+    KEYS[2] pause cause hash
+
+    ARGV[1] the cause's reason
+    ARGV[2] the cause's message
+    ARGV[3] when (ISO 8601)
+
+  Output: {previous state, fresh}
+    fresh '1'  the run was not paused for this reason before
+          '0'  it was (or the run is canceled: nothing changed)
+]]
+local state = redis.call('GET', KEYS[1]) or 'active'
+if state == 'canceled' then return {state, '0'} end
+local had = redis.call('HGET', KEYS[2], 'reason')
+redis.call('SET', KEYS[1], 'paused')
+redis.call('HSET', KEYS[2], 'reason', ARGV[1], 'message', ARGV[2], 'at', ARGV[3])
+if state == 'paused' and had == ARGV[1] then return {state, '0'} end
+return {state, '1'}
+`,
+};
+
 /**
  * The script guarded by the job's lock: KEYS[#KEYS] is the lock key, ARGV[#ARGV] the worker's token (both appended
  * after the script's own, so its body reads its keys and arguments where it always did).
@@ -388,6 +435,8 @@ export const ledgerScripts = {
   setBudget,
   recordResult,
   registerJobs,
+  setRunState,
+  pauseFor,
   reserveFenced: fenced(reserve),
   settleFenced: fenced(settle),
   releaseFenced: fenced(release),
@@ -490,21 +539,11 @@ export interface LedgerCommands {
     payloads: string,
     ...jobIdsRowsAndPayloads: string[]
   ): ScriptReply;
-}
-
-function hasLedgerCommands(redis: Redis): redis is Redis & LedgerCommands {
-  return Object.values(ledgerScripts).every((script) => typeof Reflect.get(redis, script.name) === 'function');
+  depthqLedgerSetRunState(state: string, pause: string, newState: string): ScriptReply;
+  depthqLedgerPauseFor(state: string, pause: string, reason: string, message: string, at: string): ScriptReply;
 }
 
 /** The connection with the ledger's scripts defined on it; defining them again on the same connection is skipped. */
 export function withLedgerCommands(redis: Redis): Redis & LedgerCommands {
-  for (const script of Object.values(ledgerScripts)) {
-    if (typeof Reflect.get(redis, script.name) !== 'function') {
-      redis.defineCommand(script.name, { lua: script.lua, numberOfKeys: script.numberOfKeys });
-    }
-  }
-  if (!hasLedgerCommands(redis)) {
-    throw new Error('ioredis defineCommand did not add the run ledger commands to the connection');
-  }
-  return redis;
+  return withLuaScripts<LedgerCommands>(redis, Object.values(ledgerScripts), 'the run ledger commands');
 }

@@ -348,14 +348,7 @@ export class RunLedger {
     const keys = this.#keys(run);
     if ((await this.#redis.exists(keys.meta)) !== 1) throw new RunNotFoundError(run);
     // One step, so a pause racing a cancel can never bring a canceled run back.
-    const result = await this.#redis.eval(
-      "if redis.call('GET', KEYS[1]) == 'canceled' then return 'canceled' end redis.call('SET', KEYS[1], ARGV[1]) " +
-        "if ARGV[1] ~= 'paused' then redis.call('DEL', KEYS[2]) end return ARGV[1]",
-      2,
-      keys.state,
-      keys.pause,
-      state,
-    );
+    const result = await this.#redis.depthqLedgerSetRunState(keys.state, keys.pause, state);
     return RUN_STATES.find((known) => known === result) ?? 'active';
   }
 
@@ -367,15 +360,7 @@ export class RunLedger {
   async pauseFor(run: string, cause: { readonly reason: string; readonly message: string }): Promise<PauseOutcome> {
     const keys = this.#keys(run);
     if ((await this.#redis.exists(keys.meta)) !== 1) throw new RunNotFoundError(run);
-    const reply = await this.#redis.eval(
-      `local state = redis.call('GET', KEYS[1]) or 'active'
-if state == 'canceled' then return {state, '0'} end
-local had = redis.call('HGET', KEYS[2], 'reason')
-redis.call('SET', KEYS[1], 'paused')
-redis.call('HSET', KEYS[2], 'reason', ARGV[1], 'message', ARGV[2], 'at', ARGV[3])
-if state == 'paused' and had == ARGV[1] then return {state, '0'} end
-return {state, '1'}`,
-      2,
+    const reply = await this.#redis.depthqLedgerPauseFor(
       keys.state,
       keys.pause,
       cause.reason,

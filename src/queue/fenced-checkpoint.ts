@@ -14,6 +14,7 @@
  */
 import type { Redis } from 'ioredis';
 import { DepthqError } from '../core/errors.js';
+import { type LuaScript, withLuaScripts } from './lua-scripts.js';
 
 export interface FencedCheckpointWrite {
   /** BullMQ's qualified queue name, `<prefix>:<queueName>` (e.g. `bull:render`; a Queue's `qualifiedName`). */
@@ -42,44 +43,33 @@ export class LockLostError extends DepthqError {
   }
 }
 
-const COMMAND_NAME = 'depthqWriteCheckpointFenced';
+const writeCheckpointScript: LuaScript = {
+  name: 'depthqWriteCheckpointFenced',
+  numberOfKeys: 2,
+  lua: `--[[
+  Replaces the job's data if, and only if, the job's lock still holds the worker's token.
 
-/**
- * Input:
- *   KEYS[1] the job hash, `<prefix>:<queue>:<jobId>`
- *   KEYS[2] the job's lock, `<prefix>:<queue>:<jobId>:lock`
- *
- *   ARGV[1] the worker's lock token
- *   ARGV[2] the job's data as JSON
- *
- * Output:
- *   1 written
- *   0 the lock is missing or held by another token, or the job hash is gone (removed): nothing written
- */
-const writeCheckpointFencedLua = `
+  Input:
+    KEYS[1] the job hash, <prefix>:<queue>:<jobId>
+    KEYS[2] the job's lock, <prefix>:<queue>:<jobId>:lock
+
+    ARGV[1] the worker's lock token
+    ARGV[2] the job's data as JSON
+
+  Output:
+    1 written
+    0 the lock is missing or held by another token, or the job hash is gone (removed): nothing written
+]]
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 -- HSET on a removed job would create a stray hash holding only 'data'.
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'data', ARGV[2])
 return 1
-`;
+`,
+};
 
 interface FencedCheckpointCommands {
   depthqWriteCheckpointFenced(jobKey: string, lockKey: string, token: string, dataJson: string): Promise<unknown>;
-}
-
-function hasFencedCheckpointCommand(redis: Redis): redis is Redis & FencedCheckpointCommands {
-  return typeof Reflect.get(redis, COMMAND_NAME) === 'function';
-}
-
-function withFencedCheckpointCommand(redis: Redis): Redis & FencedCheckpointCommands {
-  if (!hasFencedCheckpointCommand(redis)) {
-    redis.defineCommand(COMMAND_NAME, { lua: writeCheckpointFencedLua, numberOfKeys: 2 });
-  }
-  if (!hasFencedCheckpointCommand(redis)) {
-    throw new Error('ioredis defineCommand did not add the fenced checkpoint command to the connection');
-  }
-  return redis;
 }
 
 /**
@@ -96,12 +86,11 @@ export async function writeCheckpointFenced(redis: Redis, write: FencedCheckpoin
   if (json === undefined)
     throw new TypeError('checkpoint data must be JSON-serialisable (got undefined or a function)');
   const jobKey = `${queueKeyPrefix}:${jobId}`;
-  const reply = await withFencedCheckpointCommand(redis).depthqWriteCheckpointFenced(
-    jobKey,
-    `${jobKey}:lock`,
-    token,
-    json,
-  );
+  const reply = await withLuaScripts<FencedCheckpointCommands>(
+    redis,
+    [writeCheckpointScript],
+    'the fenced checkpoint command',
+  ).depthqWriteCheckpointFenced(jobKey, `${jobKey}:lock`, token, json);
   if (reply === 1) return 'written';
   if (reply === 0) return 'lock-lost';
   throw new Error(`the fenced checkpoint script replied ${JSON.stringify(reply)}, not 0 or 1`);

@@ -9,6 +9,7 @@
  * into an account that is already over its limit. `holdQueueRateLimit` keeps the longer of the two waits instead.
  */
 import type { Redis } from 'ioredis';
+import { type LuaScript, withLuaScripts } from './lua-scripts.js';
 
 export interface QueueRateLimitHold {
   /** BullMQ's qualified queue name, `<prefix>:<queue>` (`queueKeyPrefixOf`). */
@@ -22,23 +23,25 @@ export interface QueueRateLimitHold {
   readonly limiterMax: number;
 }
 
-const COMMAND_NAME = 'depthqHoldQueueRateLimit';
+const holdQueueRateLimitScript: LuaScript = {
+  name: 'depthqHoldQueueRateLimit',
+  numberOfKeys: 2,
+  lua: `--[[
+  Makes the queue wait at least ARGV[1] ms, keeping a longer wait already in force.
 
-/**
- * Input:
- *   KEYS[1] the limiter key, `<prefix>:<queue>:limiter`
- *   KEYS[2] the queue's meta hash, `<prefix>:<queue>:meta`
- *
- *   ARGV[1] the wait asked for, ms (a whole number > 0)
- *   ARGV[2] the workers' limiter max
- *
- * Output: the queue's wait after the call, ms (the PTTL of the limiter key)
- *
- * A wait is in force when the limiter's value is at least max (BullMQ's `rateLimit` writes 2^53 − 1) and its PTTL is
- * positive: it is kept when it is the longer one. Otherwise the key becomes a wait of ARGV[1], exactly as `rateLimit`
- * writes it (an unsaturated counting window is replaced, as BullMQ does: the queue must stop now).
- */
-const holdQueueRateLimitLua = `
+  Input:
+    KEYS[1] the limiter key, <prefix>:<queue>:limiter
+    KEYS[2] the queue's meta hash, <prefix>:<queue>:meta
+
+    ARGV[1] the wait asked for, ms (a whole number > 0)
+    ARGV[2] the workers' limiter max
+
+  Output: the queue's wait after the call, ms (the PTTL of the limiter key)
+
+  A wait is in force when the limiter's value is at least max (BullMQ's rateLimit writes 2^53 - 1) and its PTTL is
+  positive: it is kept when it is the longer one. Otherwise the key becomes a wait of ARGV[1], exactly as rateLimit
+  writes it (an unsaturated counting window is replaced, as BullMQ does: the queue must stop now).
+]]
 local rcall = redis.call
 local wanted = tonumber(ARGV[1])
 local max = tonumber(rcall('HGET', KEYS[2], 'max') or ARGV[2])
@@ -49,22 +52,11 @@ if max and count >= max then
 end
 rcall('SET', KEYS[1], '9007199254740991', 'PX', wanted)
 return wanted
-`;
+`,
+};
 
 interface RateLimitCommands {
   depthqHoldQueueRateLimit(limiterKey: string, metaKey: string, ms: string, max: string): Promise<unknown>;
-}
-
-function hasRateLimitCommand(redis: Redis): redis is Redis & RateLimitCommands {
-  return typeof Reflect.get(redis, COMMAND_NAME) === 'function';
-}
-
-function withRateLimitCommand(redis: Redis): Redis & RateLimitCommands {
-  if (!hasRateLimitCommand(redis)) redis.defineCommand(COMMAND_NAME, { lua: holdQueueRateLimitLua, numberOfKeys: 2 });
-  if (!hasRateLimitCommand(redis)) {
-    throw new Error('ioredis defineCommand did not add the queue rate-limit command to the connection');
-  }
-  return redis;
 }
 
 /**
@@ -80,12 +72,11 @@ export async function holdQueueRateLimit(redis: Redis, hold: QueueRateLimitHold)
   // PX takes a whole number ≥ 1; a 429 without a usable retry_after still stops the queue for a moment.
   const ms = Math.max(1, Math.ceil(hold.ms));
   if (!Number.isSafeInteger(ms)) throw new RangeError(`ms must be a finite number of milliseconds, got ${hold.ms}`);
-  const reply = await withRateLimitCommand(redis).depthqHoldQueueRateLimit(
-    `${queueKeyPrefix}:limiter`,
-    `${queueKeyPrefix}:meta`,
-    String(ms),
-    String(limiterMax),
-  );
+  const reply = await withLuaScripts<RateLimitCommands>(
+    redis,
+    [holdQueueRateLimitScript],
+    'the queue rate-limit command',
+  ).depthqHoldQueueRateLimit(`${queueKeyPrefix}:limiter`, `${queueKeyPrefix}:meta`, String(ms), String(limiterMax));
   if (typeof reply !== 'number') throw new Error(`the rate-limit script replied ${JSON.stringify(reply)}`);
   return reply;
 }
