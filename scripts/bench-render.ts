@@ -14,7 +14,7 @@ import { buildRenderJob, type RenderJob } from '../src/core/render-job.js';
 import { RunLedger } from '../src/ledger/run-ledger.js';
 import { makeControlImages } from '../src/local/control-images/index.js';
 import { startLocalStack } from '../src/local/stack.js';
-import { ReplicateProvider } from '../src/providers/replicate.js';
+import { providerForConfig } from '../src/providers/provider-for-config.js';
 import { closeConnection, connectProducer, createProducerConnection } from '../src/queue/connections.js';
 import { createRenderQueue, defaultRenderQueueSettings, enqueueRenderJobs } from '../src/queue/render-queue.js';
 import { copyUrlToObject, presignGetUrl, putBytesObject } from '../src/storage/s3.js';
@@ -69,9 +69,8 @@ try {
     );
 
   // Baseline: the same predictions, created, awaited and copied to S3 directly, `concurrency` at a time.
-  const provider = new ReplicateProvider({
+  const provider = providerForConfig(config, {
     apiToken: env.REPLICATE_API_TOKEN ?? '',
-    baseUrl: config.replicate.baseUrl,
     poll: { initialMs: 20, maxMs: 100 },
   });
   const limit = pLimit(concurrency);

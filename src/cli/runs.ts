@@ -9,10 +9,10 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { type Command, Option } from 'commander';
-import { loadConfig, requireReplicateToken } from '../config/index.js';
+import { loadConfig } from '../config/index.js';
 import { UsageError } from '../core/errors.js';
 import { formatUsd, type Micros } from '../core/money.js';
-import { ReplicateProvider } from '../providers/replicate.js';
+import { providerForConfig } from '../providers/provider-for-config.js';
 import { cancelRun } from '../runs/cancel-run.js';
 import { retryRunJobs } from '../runs/retry-jobs.js';
 import { withRunContext } from '../runs/run-context.js';
@@ -208,10 +208,7 @@ export function registerRunCommands(program: Command): void {
     )
     .action(async (run: string) => {
       const config = loadConfig();
-      const provider = new ReplicateProvider({
-        apiToken: requireReplicateToken(config),
-        baseUrl: config.replicate.baseUrl,
-      });
+      const provider = providerForConfig(config);
       await withRunContext(config, async ({ ledger, queue, requireRun }) => {
         await requireRun(run);
         const outcome = await cancelRun(queue, ledger, provider, run, {

@@ -200,7 +200,27 @@ export interface FailureFacts {
   readonly predictionError?: string | null;
   /** The current time, needed only to turn a `Retry-After` HTTP-date into a delay. */
   readonly nowMs?: number;
+  /** Who answered: named in the reason, with where to fix an account problem. A neutral name when absent. */
+  readonly provider?: ProviderIdentity;
 }
+
+/** A model API as failure messages name it (each provider adapter exports its own, e.g. `replicateIdentity`). */
+export interface ProviderIdentity {
+  /** As a sentence starts with it: `Replicate`. */
+  readonly name: string;
+  /** The setting that holds the API token, e.g. `REPLICATE_API_TOKEN`. */
+  readonly tokenSetting: string;
+  /** The setting that holds the API's URL, e.g. `REPLICATE_BASE_URL`. */
+  readonly baseUrlSetting: string;
+  /** Where credit is added, when the provider has such a page. */
+  readonly billingUrl?: string;
+}
+
+const unnamedProvider: ProviderIdentity = {
+  name: 'The model API',
+  tokenSetting: "the provider's API token",
+  baseUrlSetting: "the provider's API URL",
+};
 
 export type FailureClass =
   | { readonly kind: 'fatal'; readonly reason: string }
@@ -250,12 +270,14 @@ const flaggedPatterns: readonly RegExp[] = [/\(E005\)/, /flagged as sensitive/i,
 export function classifyFailure(facts: FailureFacts): FailureClass {
   const status = facts.httpStatus;
   if (status !== undefined && (status < 200 || status >= 300)) return classifyHttpStatus(status, facts);
-  if (facts.networkErrorCode !== undefined) return classifyNetworkError(facts.networkErrorCode);
+  if (facts.networkErrorCode !== undefined) return classifyNetworkError(facts.networkErrorCode, facts.provider);
   if (facts.predictionStatus !== undefined) return classifyPrediction(facts.predictionStatus, facts.predictionError);
   return { kind: 'transient', reason: 'The failure carried no status, error code or prediction state; retrying.' };
 }
 
 function classifyHttpStatus(status: number, facts: FailureFacts): FailureClass {
+  const provider = facts.provider ?? unnamedProvider;
+  const name = provider.name;
   const detail = detailOf(facts.body);
   const said = detail === undefined ? '' : `: ${detail}`;
   if (status === 429) {
@@ -263,7 +285,7 @@ function classifyHttpStatus(status: number, facts: FailureFacts): FailureClass {
     return {
       kind: 'throttled',
       retryAfterMs,
-      reason: `Replicate throttled the request (HTTP 429)${said}; the queue waits ${formatSeconds(retryAfterMs)}.`,
+      reason: `${name} throttled the request (HTTP 429)${said}; the queue waits ${formatSeconds(retryAfterMs)}.`,
     };
   }
   // Account-level answers: the same for every job, so failing jobs one by one would only spend their attempts.
@@ -272,8 +294,8 @@ function classifyHttpStatus(status: number, facts: FailureFacts): FailureClass {
       kind: 'account',
       httpStatus: status,
       reason:
-        `Replicate refused the API token (HTTP ${status})${said}; ` +
-        'set a valid REPLICATE_API_TOKEN for the workers and restart them.',
+        `${name} refused the API token (HTTP ${status})${said}; ` +
+        `set a valid ${provider.tokenSetting} for the workers and restart them.`,
     };
   }
   if (status === 402) {
@@ -281,8 +303,8 @@ function classifyHttpStatus(status: number, facts: FailureFacts): FailureClass {
       kind: 'account',
       httpStatus: status,
       reason:
-        `Replicate refused for lack of credit (HTTP 402)${said}; ` +
-        'add credit at https://replicate.com/account/billing.',
+        `${name} refused for lack of credit (HTTP 402)${said}; ` +
+        `add credit${provider.billingUrl === undefined ? ` to the ${name} account` : ` at ${provider.billingUrl}`}.`,
     };
   }
   if (status === 404) {
@@ -291,27 +313,30 @@ function classifyHttpStatus(status: number, facts: FailureFacts): FailureClass {
       kind: 'account',
       httpStatus: status,
       reason:
-        `Replicate answered HTTP 404${said}; ` +
-        "check the run's model still exists on Replicate, REPLICATE_BASE_URL and REPLICATE_API_TOKEN.",
+        `${name} answered HTTP 404${said}; ` +
+        `check the run's model still exists on ${name}, ${provider.baseUrlSetting} and ${provider.tokenSetting}.`,
     };
   }
   if (status === 422) {
-    return { kind: 'fatal', reason: `Replicate rejected the input (HTTP 422)${said || invalidFieldsOf(facts.body)}.` };
+    return { kind: 'fatal', reason: `${name} rejected the input (HTTP 422)${said || invalidFieldsOf(facts.body)}.` };
   }
   // Replicate has answered a request timeout, a conflict and "too early" for requests that work when repeated.
   if (status === 408 || status === 409 || status === 425 || (status >= 500 && status <= 599)) {
-    return { kind: 'transient', reason: `Replicate answered HTTP ${status}${said}; retrying later.` };
+    return { kind: 'transient', reason: `${name} answered HTTP ${status}${said}; retrying later.` };
   }
   if (status >= 400 && status <= 499) {
     // 400 and the other client errors are this request's own: the job fails, the run goes on.
-    return { kind: 'fatal', reason: `Replicate refused the request (HTTP ${status})${said}.` };
+    return { kind: 'fatal', reason: `${name} refused the request (HTTP ${status})${said}.` };
   }
   return { kind: 'transient', reason: `Unexpected HTTP status ${status}${said}; retrying later.` };
 }
 
-function classifyNetworkError(code: string): FailureClass {
+function classifyNetworkError(code: string, provider: ProviderIdentity = unnamedProvider): FailureClass {
   return TRANSIENT_NETWORK_CODES.has(code)
-    ? { kind: 'transient', reason: `The connection to Replicate failed (${code}); retrying later.` }
+    ? {
+        kind: 'transient',
+        reason: `The connection to ${provider === unnamedProvider ? 'the model API' : provider.name} failed (${code}); retrying later.`,
+      }
     : { kind: 'transient', reason: `An unrecognised network error occurred (${code}); retrying later.` };
 }
 

@@ -36,9 +36,14 @@ export type InputField =
 export type ModelId = `${string}/${string}`;
 export type ModelInput = Readonly<Record<string, string | number | boolean>>;
 
+/** The model APIs depthq has an adapter for (`src/providers/index.ts` builds each). */
+export type ProviderName = 'replicate';
+
 export interface ModelDefinition {
-  /** `owner/name`, as Replicate spells it. */
+  /** `owner/name`, as its provider spells it. */
   readonly id: ModelId;
+  /** The provider that runs it: the one `providerForConfig` builds for it. */
+  readonly provider: ProviderName;
   readonly title: string;
   readonly priceMicrosPerImage: Micros;
   /** `single`: the prediction's `output` is one URI string. `array`: a list of URI strings. */
@@ -58,6 +63,7 @@ const seedField: InputField = {
 
 export const fluxDepthPro: ModelDefinition = {
   id: 'black-forest-labs/flux-depth-pro',
+  provider: 'replicate',
   title: 'FLUX.1 Depth [pro]',
   priceMicrosPerImage: usdToMicros('0.05'),
   outputShape: 'single',
@@ -102,6 +108,7 @@ export const fluxDepthPro: ModelDefinition = {
 
 export const fluxDepthDev: ModelDefinition = {
   id: 'black-forest-labs/flux-depth-dev',
+  provider: 'replicate',
   title: 'FLUX.1 Depth [dev]',
   priceMicrosPerImage: usdToMicros('0.025'),
   outputShape: 'array',

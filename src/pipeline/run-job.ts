@@ -18,6 +18,7 @@ import {
   FatalJobError,
   FlaggedError,
   OutputExpiredError,
+  type ProviderIdentity,
 } from '../core/errors.js';
 import { findModel, imageCountOf, type ModelDefinition } from '../core/models.js';
 import { standingOf } from '../core/money-rule.js';
@@ -67,8 +68,10 @@ function failureOfClass(failure: FailureClass, error: Error): Failure {
 }
 
 /** One failure vocabulary: provider failures through core's `classifyFailure`, depthq's own through their class. */
-function failureOf(error: Error): Failure {
-  if (error instanceof ProviderCallError) return failureOfClass(classifyFailure(error.facts), error);
+function failureOf(error: Error, provider: ProviderIdentity): Failure {
+  if (error instanceof ProviderCallError) {
+    return failureOfClass(classifyFailure({ provider, ...error.facts }), error);
+  }
   if (error instanceof FlaggedError)
     return { kind: 'end', status: 'flagged', reason: 'flagged', message: error.message };
   if (error instanceof OutputExpiredError) {
@@ -160,7 +163,7 @@ export async function runRenderJob(deps: StepDeps, queued: QueuedRenderJob): Pro
         throw thrown;
       }
       if (queued.signal?.aborted) return closing(deps, job);
-      const failure = failureOf(coerceError(thrown));
+      const failure = failureOf(coerceError(thrown), deps.provider.identity);
       if (failure.kind === 'end') return endWith(deps, job, failure);
       if (failure.kind === 'account') return pauseForAccount(deps, job, failure);
       retryingSince ??= deps.now();

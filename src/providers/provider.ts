@@ -3,7 +3,7 @@
  * replay of recorded predictions) can stand in. Replicate is the one implementation (`replicate.ts`).
  */
 import { z } from 'zod';
-import type { FailureFacts } from '../core/errors.js';
+import type { FailureFacts, ProviderIdentity } from '../core/errors.js';
 import { type ModelId, type ModelInput, outputUrlsOf } from '../core/models.js';
 import type { PredictionSighting } from '../core/money-rule.js';
 
@@ -105,6 +105,8 @@ export interface AwaitOptions {
 }
 
 export interface ImageModelProvider {
+  /** Who this is, as failure messages name it (`classifyFailure`). */
+  readonly identity: ProviderIdentity;
   create(request: CreatePredictionRequest): Promise<CreatedPrediction>;
   get(id: string, signal?: AbortSignal): Promise<Prediction>;
   cancel(id: string, signal?: AbortSignal): Promise<Prediction>;

@@ -8,6 +8,7 @@
  * is the create sent again.
  */
 import Replicate from 'replicate';
+import type { ProviderIdentity } from '../core/errors.js';
 import { inputFingerprint } from '../core/fingerprint.js';
 import type { ModelId, ModelInput } from '../core/models.js';
 import { ProviderHttpError, ProviderNetworkError } from './http-errors.js';
@@ -46,6 +47,14 @@ export interface ReplicateProviderOptions {
   readonly now?: () => number;
 }
 
+/** How failure messages name Replicate and where its account problems are fixed. */
+export const replicateIdentity: ProviderIdentity = {
+  name: 'Replicate',
+  tokenSetting: 'REPLICATE_API_TOKEN',
+  baseUrlSetting: 'REPLICATE_BASE_URL',
+  billingUrl: 'https://replicate.com/account/billing',
+};
+
 export const defaultPollPolicy: PollPolicy = { initialMs: 1_000, maxMs: 15_000 };
 
 /** The prediction is still running when the caller's deadline passed; it goes on at Replicate (and may be adopted later). */
@@ -69,6 +78,7 @@ function isOutcomeUnknown(error: unknown): boolean {
 }
 
 export class ReplicateProvider implements ImageModelProvider {
+  readonly identity = replicateIdentity;
   private readonly client: Replicate;
   private readonly poll: PollPolicy;
   private readonly maxCreateAttempts: number;
@@ -87,7 +97,13 @@ export class ReplicateProvider implements ImageModelProvider {
       userAgent: options.userAgent ?? 'depthq/0.1',
       // Outputs are downloaded by depthq's storage (streamed and hashed into S3), not wrapped by the client.
       useFileOutput: false,
-      fetch: createProviderFetch({ random: this.random, sleep: this.sleep, now: this.now, ...options.transport }),
+      fetch: createProviderFetch({
+        random: this.random,
+        sleep: this.sleep,
+        now: this.now,
+        provider: replicateIdentity,
+        ...options.transport,
+      }),
     });
     this.poll = { ...defaultPollPolicy, ...options.poll };
     this.maxCreateAttempts = options.maxCreateAttempts ?? 3;

@@ -13,7 +13,7 @@
  * or answers 429/5xx. So the outcome of the first call is remembered per `init`: the client's repeats get that same
  * outcome at once, without touching the network, and the client's loop becomes harmless.
  */
-import { backoffDelayMs, classifyFailure } from '../core/errors.js';
+import { backoffDelayMs, classifyFailure, type ProviderIdentity } from '../core/errors.js';
 import { ProviderHttpError, ProviderNetworkError } from './http-errors.js';
 
 export interface RetryPolicy {
@@ -47,6 +47,8 @@ export interface TransportOptions {
   readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly now?: () => number;
   readonly onRetry?: (notice: RetryNotice) => void;
+  /** Named in the retry notices' reasons. */
+  readonly provider?: ProviderIdentity;
 }
 
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
@@ -142,8 +144,14 @@ export function createProviderFetch(options: TransportOptions = {}): FetchLike {
         if (!(error instanceof ProviderHttpError || error instanceof ProviderNetworkError)) throw error;
         const failure = classifyFailure(
           error instanceof ProviderHttpError
-            ? { httpStatus: error.status, body: error.body, retryAfterHeader: error.retryAfterHeader, nowMs: now() }
-            : { networkErrorCode: error.code },
+            ? {
+                httpStatus: error.status,
+                body: error.body,
+                retryAfterHeader: error.retryAfterHeader,
+                nowMs: now(),
+                ...(options.provider ? { provider: options.provider } : {}),
+              }
+            : { networkErrorCode: error.code, ...(options.provider ? { provider: options.provider } : {}) },
         );
         if (failure.kind === 'fatal' || failure.kind === 'account' || failure.kind === 'flagged') throw error;
         if (attemptNumber >= policy.maxAttempts) throw error;

@@ -15,7 +15,7 @@ import { createLogger, type Logger } from '../logging/logger.js';
 import type { RenderOutcome } from '../pipeline/render.js';
 import { createRenderProcessor } from '../pipeline/render.js';
 import { stalledJobSettler } from '../pipeline/stalled-jobs.js';
-import { ReplicateProvider } from '../providers/replicate.js';
+import { providerForConfig } from '../providers/provider-for-config.js';
 import { closeConnection, createWorkerConnection } from '../queue/connections.js';
 import { DurableWrites, durabilityWarning } from '../queue/durability.js';
 import { holdQueueRateLimit } from '../queue/rate-limit.js';
@@ -27,7 +27,7 @@ import {
   renderWorkerOptions,
 } from '../queue/render-queue.js';
 import { s3ClientForConfig } from '../storage/s3-client.js';
-import { pipelineSettingsOf, pollPolicyOf, providerTimeoutMsOf, queueSettingsOf } from './settings.js';
+import { pipelineSettingsOf, pollPolicyOf, queueSettingsOf } from './settings.js';
 import { runStartupChecks } from './startup-checks.js';
 
 export { StartupCheckError } from './startup-checks.js';
@@ -96,14 +96,10 @@ export async function startRenderWorker(
 
   const queue = createRenderQueue(queueConnection, config.prefix, settings);
   await queue.setGlobalConcurrency(settings.globalConcurrency);
-  const provider = new ReplicateProvider({
+  const provider = providerForConfig(config, {
     apiToken: token,
-    baseUrl: config.replicate.baseUrl,
     poll: pollPolicyOf(config),
-    transport: {
-      onRetry: (notice) => logger.debug({ retry: notice }, 'retrying a provider request'),
-      policy: { requestTimeoutMs: providerTimeoutMsOf(config) },
-    },
+    onRetry: (notice) => logger.debug({ retry: notice }, 'retrying a provider request'),
   });
   // The fenced checkpoint writes go through the worker connection: WAIT/WAITAOF must be sent on it.
   const durableWrites = new DurableWrites(workerConnection);

@@ -32,6 +32,7 @@ import type {
   ImageModelProvider,
   Prediction,
 } from '../../src/providers/provider.js';
+import { replicateIdentity } from '../../src/providers/replicate.js';
 import { MemoryPredictionClaims } from '../../src/queue/prediction-claims.js';
 
 export const T0 = Date.parse('2026-01-01T10:00:00.000Z');
@@ -40,6 +41,8 @@ export const T0 = Date.parse('2026-01-01T10:00:00.000Z');
 export type Scripted = Error | undefined;
 
 export class FakeProvider implements ImageModelProvider {
+  /** It stands in for Replicate: failures are named as Replicate's. */
+  readonly identity = replicateIdentity;
   readonly creates: CreatePredictionRequest[] = [];
   readonly cancels: string[] = [];
   readonly predictions = new Map<string, Prediction>();

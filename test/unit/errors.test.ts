@@ -20,6 +20,7 @@ import {
   throttleDelayMs,
   UsageError,
 } from '../../src/core/errors.js';
+import { replicateIdentity } from '../../src/providers/replicate.js';
 
 const e005 =
   'The input or output was flagged as sensitive. Please try again with different inputs. (E005) (request id: ab12)';
@@ -161,7 +162,7 @@ describe('coerceError', () => {
 
 describe('classifyFailure: HTTP statuses', () => {
   it.each([401, 403])('%d is an account problem and says to fix REPLICATE_API_TOKEN', (httpStatus) => {
-    const failure = classifyFailure({ httpStatus, body: { detail: 'Unauthenticated' } });
+    const failure = classifyFailure({ provider: replicateIdentity, httpStatus, body: { detail: 'Unauthenticated' } });
     expect(failure).toMatchObject({ kind: 'account', httpStatus });
     expect(failure.reason).toContain('REPLICATE_API_TOKEN');
     expect(failure.reason).toContain('Unauthenticated');
@@ -169,7 +170,11 @@ describe('classifyFailure: HTTP statuses', () => {
   });
 
   it('402 is an account problem and says to add credit', () => {
-    const failure = classifyFailure({ httpStatus: 402, body: { detail: 'You have insufficient credit' } });
+    const failure = classifyFailure({
+      provider: replicateIdentity,
+      httpStatus: 402,
+      body: { detail: 'You have insufficient credit' },
+    });
     expect(failure).toEqual({
       kind: 'account',
       httpStatus: 402,
@@ -180,7 +185,7 @@ describe('classifyFailure: HTTP statuses', () => {
   });
 
   it('404 is an account problem: the model, the API URL or the token changed', () => {
-    const failure = classifyFailure({ httpStatus: 404, body: { detail: 'Not found.' } });
+    const failure = classifyFailure({ provider: replicateIdentity, httpStatus: 404, body: { detail: 'Not found.' } });
     expect(failure).toEqual({
       kind: 'account',
       httpStatus: 404,
@@ -197,54 +202,74 @@ describe('classifyFailure: HTTP statuses', () => {
       title: 'Input validation failed',
       invalid_fields: [{ type: 'enum', field: 'input.output_format', description: '…' }],
     };
-    const failure = classifyFailure({ httpStatus: 422, body });
+    const failure = classifyFailure({ provider: replicateIdentity, httpStatus: 422, body });
     expect(failure.kind).toBe('fatal');
     expect(failure.reason).toContain('output_format must be one of the following: "jpg", "png"');
   });
 
   it('422 without a detail names the invalid fields', () => {
-    const failure = classifyFailure({ httpStatus: 422, body: { invalid_fields: [{ field: 'input.steps' }] } });
+    const failure = classifyFailure({
+      provider: replicateIdentity,
+      httpStatus: 422,
+      body: { invalid_fields: [{ field: 'input.steps' }] },
+    });
     expect(failure).toEqual({ kind: 'fatal', reason: 'Replicate rejected the input (HTTP 422): invalid input.steps.' });
   });
 
   it('400 is fatal: the request is wrong, not the account', () => {
-    expect(classifyFailure({ httpStatus: 400, body: 'bad json' })).toEqual({
+    expect(classifyFailure({ provider: replicateIdentity, httpStatus: 400, body: 'bad json' })).toEqual({
       kind: 'fatal',
       reason: 'Replicate refused the request (HTTP 400): bad json.',
     });
   });
 
   it.each([408, 409, 425, 500, 502, 503, 504, 599])('%d is transient', (httpStatus) => {
-    const failure = classifyFailure({ httpStatus, body: { detail: 'upstream' } });
+    const failure = classifyFailure({ provider: replicateIdentity, httpStatus, body: { detail: 'upstream' } });
     expect(failure.kind).toBe('transient');
     expect(failure.reason).toContain(`HTTP ${httpStatus}`);
   });
 
   it('a 2xx status defers to the prediction state', () => {
-    expect(classifyFailure({ httpStatus: 200, predictionStatus: 'failed', predictionError: e005 }).kind).toBe(
-      'flagged',
-    );
-    expect(classifyFailure({ httpStatus: 201, predictionStatus: 'failed', predictionError: 'CUDA OOM' }).kind).toBe(
-      'transient',
-    );
+    expect(
+      classifyFailure({
+        provider: replicateIdentity,
+        httpStatus: 200,
+        predictionStatus: 'failed',
+        predictionError: e005,
+      }).kind,
+    ).toBe('flagged');
+    expect(
+      classifyFailure({
+        provider: replicateIdentity,
+        httpStatus: 201,
+        predictionStatus: 'failed',
+        predictionError: 'CUDA OOM',
+      }).kind,
+    ).toBe('transient');
   });
 
   it('odd statuses are transient with a reason', () => {
-    const failure = classifyFailure({ httpStatus: 302 });
+    const failure = classifyFailure({ provider: replicateIdentity, httpStatus: 302 });
     expect(failure.kind).toBe('transient');
     expect(failure.reason).toContain('302');
   });
 
   it('the status wins over a network code or prediction state', () => {
-    expect(classifyFailure({ httpStatus: 401, networkErrorCode: 'ECONNRESET', predictionStatus: 'failed' }).kind).toBe(
-      'account',
-    );
+    expect(
+      classifyFailure({
+        provider: replicateIdentity,
+        httpStatus: 401,
+        networkErrorCode: 'ECONNRESET',
+        predictionStatus: 'failed',
+      }).kind,
+    ).toBe('account');
   });
 });
 
 describe('classifyFailure: 429 throttling', () => {
   it('uses the body retry_after (seconds)', () => {
     const failure = classifyFailure({
+      provider: replicateIdentity,
       httpStatus: 429,
       body: { detail: 'Request was throttled. Your rate limit resets in ~30s.', status: 429, retry_after: 5 },
     });
@@ -255,66 +280,127 @@ describe('classifyFailure: 429 throttling', () => {
   });
 
   it('takes a fractional retry_after', () => {
-    expect(throttled(classifyFailure({ httpStatus: 429, body: { retry_after: 2.5 } }))).toBe(2500);
-    expect(throttled(classifyFailure({ httpStatus: 429, body: { retry_after: '7.25' } }))).toBe(7250);
+    expect(
+      throttled(classifyFailure({ provider: replicateIdentity, httpStatus: 429, body: { retry_after: 2.5 } })),
+    ).toBe(2500);
+    expect(
+      throttled(classifyFailure({ provider: replicateIdentity, httpStatus: 429, body: { retry_after: '7.25' } })),
+    ).toBe(7250);
   });
 
   it('uses a delta-seconds Retry-After header', () => {
-    expect(throttled(classifyFailure({ httpStatus: 429, retryAfterHeader: '12' }))).toBe(12_000);
-    expect(throttled(classifyFailure({ httpStatus: 429, retryAfterHeader: ' 3 ' }))).toBe(3000);
+    expect(throttled(classifyFailure({ provider: replicateIdentity, httpStatus: 429, retryAfterHeader: '12' }))).toBe(
+      12_000,
+    );
+    expect(throttled(classifyFailure({ provider: replicateIdentity, httpStatus: 429, retryAfterHeader: ' 3 ' }))).toBe(
+      3000,
+    );
   });
 
   it('uses an HTTP-date Retry-After header relative to nowMs', () => {
     const nowMs = Date.parse('2026-03-01T12:00:00Z');
-    const failure = classifyFailure({ httpStatus: 429, retryAfterHeader: 'Sun, 01 Mar 2026 12:00:45 GMT', nowMs });
+    const failure = classifyFailure({
+      provider: replicateIdentity,
+      httpStatus: 429,
+      retryAfterHeader: 'Sun, 01 Mar 2026 12:00:45 GMT',
+      nowMs,
+    });
     expect(throttled(failure)).toBe(45_000);
   });
 
   it('ignores an HTTP-date without nowMs (no clock in the core) and falls back', () => {
-    const failure = classifyFailure({ httpStatus: 429, retryAfterHeader: 'Sun, 01 Mar 2026 12:00:45 GMT' });
+    const failure = classifyFailure({
+      provider: replicateIdentity,
+      httpStatus: 429,
+      retryAfterHeader: 'Sun, 01 Mar 2026 12:00:45 GMT',
+    });
     expect(throttled(failure)).toBe(DEFAULT_THROTTLE_MS);
   });
 
   it('clamps an HTTP-date in the past to the minimum', () => {
     const nowMs = Date.parse('2026-03-01T12:00:00Z');
-    const failure = classifyFailure({ httpStatus: 429, retryAfterHeader: 'Sun, 01 Mar 2026 11:00:00 GMT', nowMs });
+    const failure = classifyFailure({
+      provider: replicateIdentity,
+      httpStatus: 429,
+      retryAfterHeader: 'Sun, 01 Mar 2026 11:00:00 GMT',
+      nowMs,
+    });
     expect(throttled(failure)).toBe(MIN_THROTTLE_MS);
   });
 
   it('takes the larger of body and header', () => {
-    expect(throttled(classifyFailure({ httpStatus: 429, body: { retry_after: 5 }, retryAfterHeader: '20' }))).toBe(
-      20_000,
-    );
-    expect(throttled(classifyFailure({ httpStatus: 429, body: { retry_after: 25 }, retryAfterHeader: '20' }))).toBe(
-      25_000,
-    );
+    expect(
+      throttled(
+        classifyFailure({
+          provider: replicateIdentity,
+          httpStatus: 429,
+          body: { retry_after: 5 },
+          retryAfterHeader: '20',
+        }),
+      ),
+    ).toBe(20_000);
+    expect(
+      throttled(
+        classifyFailure({
+          provider: replicateIdentity,
+          httpStatus: 429,
+          body: { retry_after: 25 },
+          retryAfterHeader: '20',
+        }),
+      ),
+    ).toBe(25_000);
   });
 
   it('falls back to "resets in ~30s" in the detail', () => {
     const body = { detail: 'Request was throttled. Your rate limit resets in ~30s.', status: 429 };
-    expect(throttled(classifyFailure({ httpStatus: 429, body }))).toBe(30_000);
-    expect(throttled(classifyFailure({ httpStatus: 429, body: 'Your rate limit resets in ~2m.' }))).toBe(120_000);
-    expect(throttled(classifyFailure({ httpStatus: 429, body: { detail: 'resets in 1.5 seconds' } }))).toBe(1500);
+    expect(throttled(classifyFailure({ provider: replicateIdentity, httpStatus: 429, body }))).toBe(30_000);
+    expect(
+      throttled(
+        classifyFailure({ provider: replicateIdentity, httpStatus: 429, body: 'Your rate limit resets in ~2m.' }),
+      ),
+    ).toBe(120_000);
+    expect(
+      throttled(
+        classifyFailure({ provider: replicateIdentity, httpStatus: 429, body: { detail: 'resets in 1.5 seconds' } }),
+      ),
+    ).toBe(1500);
   });
 
   it('prefers retry_after over the detail text', () => {
     const body = { detail: 'Your rate limit resets in ~30s.', retry_after: 4 };
-    expect(throttled(classifyFailure({ httpStatus: 429, body }))).toBe(4000);
+    expect(throttled(classifyFailure({ provider: replicateIdentity, httpStatus: 429, body }))).toBe(4000);
   });
 
   it('defaults to 10 s when nothing says how long', () => {
-    expect(throttled(classifyFailure({ httpStatus: 429 }))).toBe(10_000);
-    expect(throttled(classifyFailure({ httpStatus: 429, body: { detail: 'slow down' }, retryAfterHeader: null }))).toBe(
+    expect(throttled(classifyFailure({ provider: replicateIdentity, httpStatus: 429 }))).toBe(10_000);
+    expect(
+      throttled(
+        classifyFailure({
+          provider: replicateIdentity,
+          httpStatus: 429,
+          body: { detail: 'slow down' },
+          retryAfterHeader: null,
+        }),
+      ),
+    ).toBe(10_000);
+    expect(throttled(classifyFailure({ provider: replicateIdentity, httpStatus: 429, retryAfterHeader: 'soon' }))).toBe(
       10_000,
     );
-    expect(throttled(classifyFailure({ httpStatus: 429, retryAfterHeader: 'soon' }))).toBe(10_000);
-    expect(throttled(classifyFailure({ httpStatus: 429, body: { retry_after: -3 } }))).toBe(10_000);
+    expect(
+      throttled(classifyFailure({ provider: replicateIdentity, httpStatus: 429, body: { retry_after: -3 } })),
+    ).toBe(10_000);
   });
 
   it('clamps to [1 s, 10 min]', () => {
-    expect(throttled(classifyFailure({ httpStatus: 429, body: { retry_after: 0 } }))).toBe(1000);
-    expect(throttled(classifyFailure({ httpStatus: 429, body: { retry_after: 0.2 } }))).toBe(1000);
-    expect(throttled(classifyFailure({ httpStatus: 429, retryAfterHeader: '86400' }))).toBe(MAX_THROTTLE_MS);
+    expect(throttled(classifyFailure({ provider: replicateIdentity, httpStatus: 429, body: { retry_after: 0 } }))).toBe(
+      1000,
+    );
+    expect(
+      throttled(classifyFailure({ provider: replicateIdentity, httpStatus: 429, body: { retry_after: 0.2 } })),
+    ).toBe(1000);
+    expect(
+      throttled(classifyFailure({ provider: replicateIdentity, httpStatus: 429, retryAfterHeader: '86400' })),
+    ).toBe(MAX_THROTTLE_MS);
     expect(MAX_THROTTLE_MS).toBe(600_000);
   });
 
@@ -334,14 +420,27 @@ describe('classifyFailure: network errors', () => {
     'AbortError',
     'TimeoutError',
   ])('%s is transient', (networkErrorCode) => {
-    const failure = classifyFailure({ networkErrorCode });
+    const failure = classifyFailure({ provider: replicateIdentity, networkErrorCode });
     expect(failure.kind).toBe('transient');
     expect(failure.reason).toContain(networkErrorCode);
     expect(failure.reason).toContain('connection to Replicate failed');
   });
 
+  it('names the provider it comes from, and a neutral one when none is given', () => {
+    const other = { name: 'BFL', tokenSetting: 'BFL_API_KEY', baseUrlSetting: 'BFL_BASE_URL' };
+    expect(classifyFailure({ provider: other, networkErrorCode: 'ECONNRESET' }).reason).toContain(
+      'connection to BFL failed',
+    );
+    expect(classifyFailure({ provider: other, httpStatus: 402 }).reason).toBe(
+      'BFL refused for lack of credit (HTTP 402); add credit to the BFL account.',
+    );
+    expect(classifyFailure({ provider: other, httpStatus: 401 }).reason).toContain('set a valid BFL_API_KEY');
+    expect(classifyFailure({ httpStatus: 422 }).reason).toBe('The model API rejected the input (HTTP 422).');
+    expect(classifyFailure({ networkErrorCode: 'ECONNRESET' }).reason).toContain('connection to the model API failed');
+  });
+
   it('an unknown network code is transient too, and says it is unrecognised', () => {
-    const failure = classifyFailure({ networkErrorCode: 'EWEIRD' });
+    const failure = classifyFailure({ provider: replicateIdentity, networkErrorCode: 'EWEIRD' });
     expect(failure.kind).toBe('transient');
     expect(failure.reason).toContain('unrecognised');
   });
@@ -349,54 +448,68 @@ describe('classifyFailure: network errors', () => {
 
 describe('classifyFailure: prediction end states', () => {
   it('E005 is flagged, with the error text as the reason', () => {
-    expect(classifyFailure({ predictionStatus: 'failed', predictionError: e005 })).toEqual({
-      kind: 'flagged',
-      reason: e005,
-    });
+    expect(classifyFailure({ provider: replicateIdentity, predictionStatus: 'failed', predictionError: e005 })).toEqual(
+      {
+        kind: 'flagged',
+        reason: e005,
+      },
+    );
   });
 
   it('"flagged as sensitive" without a code is flagged', () => {
     const predictionError = 'The output was flagged as sensitive.';
-    expect(classifyFailure({ predictionStatus: 'failed', predictionError }).kind).toBe('flagged');
+    expect(classifyFailure({ provider: replicateIdentity, predictionStatus: 'failed', predictionError }).kind).toBe(
+      'flagged',
+    );
   });
 
   it("flux-depth-dev's NSFW refusal is flagged", () => {
     const predictionError =
       'All generated images contained NSFW content. Try running it again with a different prompt.';
-    expect(classifyFailure({ predictionStatus: 'failed', predictionError }).kind).toBe('flagged');
+    expect(classifyFailure({ provider: replicateIdentity, predictionStatus: 'failed', predictionError }).kind).toBe(
+      'flagged',
+    );
   });
 
   it("flux-depth-dev's exact refusal on Replicate is flagged, with the text as the reason", () => {
     const predictionError = 'NSFW content detected. Try running it again, or try a different prompt.';
-    expect(classifyFailure({ predictionStatus: 'failed', predictionError })).toEqual({
+    expect(classifyFailure({ provider: replicateIdentity, predictionStatus: 'failed', predictionError })).toEqual({
       kind: 'flagged',
       reason: predictionError,
     });
   });
 
   it('other failures are transient and quote the error', () => {
-    const failure = classifyFailure({ predictionStatus: 'failed', predictionError: 'CUDA out of memory' });
+    const failure = classifyFailure({
+      provider: replicateIdentity,
+      predictionStatus: 'failed',
+      predictionError: 'CUDA out of memory',
+    });
     expect(failure.kind).toBe('transient');
     expect(failure.reason).toContain('CUDA out of memory');
-    expect(classifyFailure({ predictionStatus: 'failed', predictionError: null }).kind).toBe('transient');
-    expect(classifyFailure({ predictionStatus: 'failed' }).reason).toBe(
+    expect(
+      classifyFailure({ provider: replicateIdentity, predictionStatus: 'failed', predictionError: null }).kind,
+    ).toBe('transient');
+    expect(classifyFailure({ provider: replicateIdentity, predictionStatus: 'failed' }).reason).toBe(
       'The prediction failed; a new prediction will be made.',
     );
   });
 
   it('E005 only counts on a failed prediction', () => {
-    expect(classifyFailure({ predictionStatus: 'canceled', predictionError: e005 }).kind).toBe('transient');
+    expect(
+      classifyFailure({ provider: replicateIdentity, predictionStatus: 'canceled', predictionError: e005 }).kind,
+    ).toBe('transient');
   });
 
   it.each(['canceled', 'aborted'])('%s is transient (a new prediction on retry)', (predictionStatus) => {
-    const failure = classifyFailure({ predictionStatus });
+    const failure = classifyFailure({ provider: replicateIdentity, predictionStatus });
     expect(failure.kind).toBe('transient');
     expect(failure.reason).toContain(predictionStatus);
     expect(failure.reason).toContain('new prediction');
   });
 
   it('an unexpected state is transient with a reason', () => {
-    expect(classifyFailure({ predictionStatus: 'exploded' })).toEqual({
+    expect(classifyFailure({ provider: replicateIdentity, predictionStatus: 'exploded' })).toEqual({
       kind: 'transient',
       reason: 'The prediction ended in an unexpected state "exploded"; retrying.',
     });

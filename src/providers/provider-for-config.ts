@@ -1,0 +1,36 @@
+/**
+ * The one place a provider is built from config: the worker, `depthq cancel` and the scripts ask here, so adding a
+ * provider means one adapter (beside `replicate.ts`), one `ProviderName` in core's model registry and one case below.
+ */
+import { type Config, definedOnly, requireReplicateToken } from '../config/index.js';
+import type { ProviderName } from '../core/models.js';
+import type { ImageModelProvider } from './provider.js';
+import { type PollPolicy, ReplicateProvider } from './replicate.js';
+import { defaultRetryPolicy, type RetryNotice } from './transport.js';
+
+export interface ProviderBuildOptions {
+  /** Which provider; `replicate`, the only one today, by default. */
+  readonly name?: ProviderName;
+  /** The API token; by default config's (a `ConfigError` saying where to get one when it is not set). */
+  readonly apiToken?: string;
+  /** How a prediction is polled until it ends; config's `DEPTHQ_POLL_*` (else the provider's defaults) when absent. */
+  readonly poll?: Partial<PollPolicy>;
+  /** Called before every re-send of a failed idempotent request. */
+  readonly onRetry?: (notice: RetryNotice) => void;
+}
+
+export function providerForConfig(config: Config, options: ProviderBuildOptions = {}): ImageModelProvider {
+  const name: ProviderName = options.name ?? 'replicate';
+  switch (name) {
+    case 'replicate':
+      return new ReplicateProvider({
+        apiToken: options.apiToken ?? requireReplicateToken(config),
+        baseUrl: config.replicate.baseUrl,
+        poll: options.poll ?? definedOnly({ initialMs: config.worker.pollInitialMs, maxMs: config.worker.pollMaxMs }),
+        transport: {
+          ...(options.onRetry ? { onRetry: options.onRetry } : {}),
+          policy: { requestTimeoutMs: config.worker.providerTimeoutMs ?? defaultRetryPolicy.requestTimeoutMs },
+        },
+      });
+  }
+}
