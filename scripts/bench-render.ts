@@ -85,8 +85,9 @@ try {
             waitSeconds: 60,
           });
           const done = await provider.awaitTerminal(prediction);
-          if (typeof done.output !== 'string') throw new Error(`prediction ${done.id} ended ${done.status}`);
-          await copyUrlToObject(s3, { url: done.output, target: job.output, imageType: 'jpeg' });
+          const [outputUrl] = done.outputUrls;
+          if (outputUrl === undefined) throw new Error(`prediction ${done.id} ended ${done.status}`);
+          await copyUrlToObject(s3, { url: outputUrl, target: job.output, imageType: 'jpeg' });
         }),
       ),
     );

@@ -10,7 +10,7 @@ import { classifyFailure, FlaggedError, OutputExpiredError, TransientJobError } 
 import { inputFingerprint } from '../core/fingerprint.js';
 import { imageTypeOfOutputFormat } from '../core/image-type.js';
 import { outputKeyForImage, sidecarKeyOf } from '../core/keys.js';
-import { outputFormatOf, outputUrlsOf } from '../core/models.js';
+import { outputFormatOf } from '../core/models.js';
 import { costOf } from '../core/money.js';
 import { redactUrl } from '../core/redact.js';
 import type { RenderStep } from '../core/render-state.js';
@@ -28,29 +28,21 @@ import { outcomeOf, sidecarOf } from './sidecar.js';
 
 export type Step = (deps: StepDeps, job: RenderJobState) => Promise<JobResult | undefined>;
 
-function loggedSeedOf(logs: string | null | undefined): number | null {
-  const match = /Using seed: (\d+)/.exec(logs ?? '');
-  return match ? Number(match[1]) : null;
-}
-
 export function finishedOf(prediction: Prediction, expectedImages: number): FinishedPrediction {
   return {
     id: prediction.id,
-    createdAt: prediction.created_at,
-    startedAt: prediction.started_at ?? null,
-    completedAt: prediction.completed_at ?? null,
-    outputUrls: outputUrlsOf(prediction.output),
+    createdAt: prediction.createdAt,
+    startedAt: prediction.startedAt,
+    completedAt: prediction.completedAt,
+    outputUrls: [...prediction.outputUrls],
     imageCount: imageCountOfPrediction(prediction, expectedImages),
-    predictTimeSeconds: prediction.metrics?.predict_time ?? null,
-    loggedSeed: loggedSeedOf(prediction.logs),
+    predictTimeSeconds: prediction.predictTimeSeconds,
+    loggedSeed: prediction.loggedSeed,
   };
 }
 
 function errorText(prediction: Prediction): string {
-  const error = prediction.error;
-  if (typeof error === 'string') return error;
-  if (error === null || error === undefined) return `prediction ${prediction.status}`;
-  return JSON.stringify(error);
+  return prediction.error ?? `prediction ${prediction.status}`;
 }
 
 function park(deps: StepDeps, job: RenderJobState, reason: 'paused' | 'budget'): Promise<JobResult> {
@@ -132,7 +124,7 @@ const adopt: Step = async (deps, job) => {
   if (found !== undefined) {
     await claimOrStop(deps, job, found);
     job.log.info({ predictionId: found.id }, 'adopted the prediction a previous attempt created');
-    await job.save(withCurrentPrediction(job.checkpoint, found.id, found.created_at));
+    await job.save(withCurrentPrediction(job.checkpoint, found.id, found.createdAt));
     job.pending = found;
     job.sighting = sightingOf(found);
     return undefined;
@@ -209,7 +201,7 @@ const create: Step = async (deps, job) => {
   const prediction = created.prediction;
   if (created.adopted) job.log.info({ predictionId: prediction.id }, 'create answer lost: adopted by input');
   await claimOrStop(deps, job, prediction);
-  await job.save(withCurrentPrediction(job.checkpoint, prediction.id, prediction.created_at));
+  await job.save(withCurrentPrediction(job.checkpoint, prediction.id, prediction.createdAt));
   job.pending = prediction;
   job.sighting = sightingOf(prediction);
   return undefined;
@@ -219,7 +211,7 @@ async function keepSucceeded(job: RenderJobState, done: Prediction): Promise<voi
   const finished = finishedOf(done, job.expectedImages);
   if (finished.outputUrls.length === 0) {
     throw new OutputExpiredError(
-      done.data_removed
+      done.dataRemoved
         ? `prediction ${done.id} succeeded but its output was removed before depthq stored it`
         : `prediction ${done.id} succeeded without an output`,
     );

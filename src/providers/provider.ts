@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import type { FailureFacts, ProviderIdentity } from '../core/errors.js';
-import { type ModelId, type ModelInput, outputUrlsOf } from '../core/models.js';
+import type { ModelId, ModelInput } from '../core/models.js';
 import type { PredictionSighting } from '../core/money-rule.js';
 
 /**
@@ -44,29 +44,33 @@ export type PredictionStatus = z.infer<typeof predictionStatusSchema>;
 
 export const terminalStatuses: ReadonlySet<PredictionStatus> = new Set(['succeeded', 'failed', 'canceled', 'aborted']);
 
-/** The part of Replicate's prediction object depthq relies on; everything else passes through untouched. */
-export const predictionSchema = z.looseObject({
-  id: z.string().min(1),
-  model: z.string().optional(),
-  version: z.string().optional(),
-  status: predictionStatusSchema,
-  input: z.record(z.string(), z.unknown()).nullish(),
-  output: z.unknown().optional(),
-  error: z.unknown().optional(),
-  logs: z.string().nullish(),
-  data_removed: z.boolean().optional(),
-  created_at: z.string(),
-  started_at: z.string().nullish(),
-  completed_at: z.string().nullish(),
-  metrics: z
-    .looseObject({
-      predict_time: z.number().optional(),
-      total_time: z.number().optional(),
-      image_count: z.number().optional(),
-    })
-    .nullish(),
-});
-export type Prediction = z.infer<typeof predictionSchema>;
+/**
+ * A prediction as depthq knows it, whatever provider made it: each adapter maps its own answers to this (Replicate's JSON
+ * in `replicate.ts`), so the pipeline, `depthq cancel` and the money rule never see a provider's wire format.
+ */
+export interface Prediction {
+  readonly id: string;
+  readonly status: PredictionStatus;
+  /** When the provider created it (ISO 8601): its outputs are deleted `retentionMs` after this. */
+  readonly createdAt: string;
+  /** When it started running (ISO 8601); null while queued, or when it never ran. */
+  readonly startedAt: string | null;
+  readonly completedAt: string | null;
+  /** The output images' URLs, in order; empty until it succeeds, or once its data was removed. */
+  readonly outputUrls: readonly string[];
+  /** How many images the provider says it made (and billed), when it says. */
+  readonly imageCount?: number;
+  /** Seconds the model ran, when the provider says. */
+  readonly predictTimeSeconds: number | null;
+  /** The seed the model's own logs say it used, when they say. */
+  readonly loggedSeed: number | null;
+  /** Why it failed, as the provider put it; null when it did not say. */
+  readonly error: string | null;
+  /** The input it ran with, when the provider echoes it (what reconciliation compares). */
+  readonly input?: Readonly<Record<string, unknown>>;
+  /** The provider removed its inputs and outputs (past its retention). */
+  readonly dataRemoved: boolean;
+}
 
 export interface CreatePredictionRequest {
   readonly model: ModelId;
@@ -139,7 +143,7 @@ export interface ImageModelProvider {
 
 /** What the money rule knows of a prediction from one of its answers. */
 export function sightingOf(prediction: Prediction, flagged = false): PredictionSighting {
-  const started = prediction.status !== 'aborted' && Boolean(prediction.started_at);
+  const started = prediction.status !== 'aborted' && Boolean(prediction.startedAt);
   return {
     status: prediction.status,
     started,
@@ -150,6 +154,6 @@ export function sightingOf(prediction: Prediction, flagged = false): PredictionS
 
 /** The images a succeeded prediction made (and was billed for): its metrics say, else its output URLs, else one. */
 export function imageCountOfPrediction(prediction: Prediction, expectedImages = 1): number {
-  const urls = outputUrlsOf(prediction.output).length;
-  return prediction.metrics?.image_count ?? (urls > 0 ? urls : expectedImages);
+  const urls = prediction.outputUrls.length;
+  return prediction.imageCount ?? (urls > 0 ? urls : expectedImages);
 }

@@ -8,9 +8,10 @@
  * is the create sent again.
  */
 import Replicate from 'replicate';
+import { z } from 'zod';
 import type { ProviderIdentity } from '../core/errors.js';
 import { inputFingerprint } from '../core/fingerprint.js';
-import type { ModelId, ModelInput } from '../core/models.js';
+import { type ModelId, type ModelInput, outputUrlsOf } from '../core/models.js';
 import { ProviderHttpError, ProviderNetworkError } from './http-errors.js';
 import {
   type AwaitOptions,
@@ -20,7 +21,7 @@ import {
   type ImageModelProvider,
   type Prediction,
   ProviderCallError,
-  predictionSchema,
+  predictionStatusSchema,
   terminalStatuses,
 } from './provider.js';
 import { abortableSleep, createProviderFetch, type TransportOptions } from './transport.js';
@@ -45,6 +46,61 @@ export interface ReplicateProviderOptions {
   readonly random?: () => number;
   readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly now?: () => number;
+}
+
+/** The part of Replicate's prediction object depthq relies on; everything else passes through untouched. */
+export const replicatePredictionSchema = z.looseObject({
+  id: z.string().min(1),
+  model: z.string().optional(),
+  version: z.string().optional(),
+  status: predictionStatusSchema,
+  input: z.record(z.string(), z.unknown()).nullish(),
+  output: z.unknown().optional(),
+  error: z.unknown().optional(),
+  logs: z.string().nullish(),
+  data_removed: z.boolean().optional(),
+  created_at: z.string(),
+  started_at: z.string().nullish(),
+  completed_at: z.string().nullish(),
+  metrics: z
+    .looseObject({
+      predict_time: z.number().optional(),
+      total_time: z.number().optional(),
+      image_count: z.number().optional(),
+    })
+    .nullish(),
+});
+export type ReplicatePrediction = z.infer<typeof replicatePredictionSchema>;
+
+/** The seed flux models print (`Using seed: 42`). */
+function loggedSeedOf(logs: string | null | undefined): number | null {
+  const match = /Using seed: (\d+)/.exec(logs ?? '');
+  return match ? Number(match[1]) : null;
+}
+
+function errorTextOf(error: unknown): string | null {
+  if (typeof error === 'string') return error;
+  if (error === null || error === undefined) return null;
+  return JSON.stringify(error);
+}
+
+/** Replicate's JSON as depthq's provider-neutral `Prediction`. */
+export function predictionOfReplicate(raw: ReplicatePrediction): Prediction {
+  const imageCount = raw.metrics?.image_count;
+  return {
+    id: raw.id,
+    status: raw.status,
+    createdAt: raw.created_at,
+    startedAt: raw.started_at ?? null,
+    completedAt: raw.completed_at ?? null,
+    outputUrls: outputUrlsOf(raw.output),
+    ...(imageCount === undefined ? {} : { imageCount }),
+    predictTimeSeconds: raw.metrics?.predict_time ?? null,
+    loggedSeed: loggedSeedOf(raw.logs),
+    error: errorTextOf(raw.error),
+    ...(raw.input ? { input: raw.input } : {}),
+    dataRemoved: raw.data_removed ?? false,
+  };
 }
 
 /** How failure messages name Replicate and where its account problems are fixed. */
@@ -79,6 +135,8 @@ function isOutcomeUnknown(error: unknown): boolean {
 
 export class ReplicateProvider implements ImageModelProvider {
   readonly identity = replicateIdentity;
+  /** The logs of each prediction this adapter answered with: `awaitTerminal` reports a change of logs too. */
+  private readonly logsOf = new WeakMap<Prediction, string | null | undefined>();
   private readonly client: Replicate;
   private readonly poll: PollPolicy;
   private readonly maxCreateAttempts: number;
@@ -132,7 +190,7 @@ export class ReplicateProvider implements ImageModelProvider {
           data: body,
           ...(request.signal ? { signal: request.signal } : {}),
         });
-        return { prediction: predictionSchema.parse(await response.json()), adopted: false };
+        return { prediction: this.parse(await response.json()), adopted: false };
       } catch (error) {
         // Once a send's outcome was unknown, no later answer (a 4xx to a re-send, a 429 on the list) can say that
         // nothing was created: only finding the prediction, or the caller's own reconciliation, can settle it.
@@ -159,14 +217,24 @@ export class ReplicateProvider implements ImageModelProvider {
     }
   }
 
+  private parse(raw: unknown): Prediction {
+    return this.mapped(replicatePredictionSchema.parse(raw));
+  }
+
+  private mapped(raw: ReplicatePrediction): Prediction {
+    const prediction = predictionOfReplicate(raw);
+    this.logsOf.set(prediction, raw.logs);
+    return prediction;
+  }
+
   async get(id: string, signal?: AbortSignal): Promise<Prediction> {
     const raw: unknown = await this.client.predictions.get(id, signal ? { signal } : {});
-    return predictionSchema.parse(raw);
+    return this.parse(raw);
   }
 
   async cancel(id: string, signal?: AbortSignal): Promise<Prediction> {
     const raw: unknown = await this.client.predictions.cancel(id, signal ? { signal } : {});
-    return predictionSchema.parse(raw);
+    return this.parse(raw);
   }
 
   /**
@@ -177,6 +245,14 @@ export class ReplicateProvider implements ImageModelProvider {
    * prediction must not make every reconciliation fail.
    */
   async *listCreatedBetween(since: Date, until: Date, signal?: AbortSignal): AsyncGenerator<Prediction> {
+    for await (const raw of this.listRawCreatedBetween(since, until, signal)) yield this.mapped(raw);
+  }
+
+  private async *listRawCreatedBetween(
+    since: Date,
+    until: Date,
+    signal?: AbortSignal,
+  ): AsyncGenerator<ReplicatePrediction> {
     let route: string | URL = '/predictions';
     let params: Record<string, string> | undefined = {
       created_after: since.toISOString(),
@@ -193,7 +269,7 @@ export class ReplicateProvider implements ImageModelProvider {
       const page = (await response.json()) as { results?: unknown[]; next?: string | null };
       let pastWindow = false;
       for (const item of page.results ?? []) {
-        const parsed = predictionSchema.safeParse(item);
+        const parsed = replicatePredictionSchema.safeParse(item);
         if (!parsed.success) continue;
         const createdMs = Date.parse(parsed.data.created_at);
         if (createdMs < sinceMs) {
@@ -228,9 +304,10 @@ export class ReplicateProvider implements ImageModelProvider {
     until: Date = new Date(this.now() + this.clockSkewMs),
     accept?: (prediction: Prediction) => Promise<boolean>,
   ): Promise<Prediction | undefined> {
-    for await (const prediction of this.listCreatedBetween(since, until, signal)) {
-      if (prediction.model !== undefined && prediction.model !== model) continue;
-      if (!prediction.input || inputFingerprint(prediction.input) !== fingerprint) continue;
+    for await (const raw of this.listRawCreatedBetween(since, until, signal)) {
+      if (raw.model !== undefined && raw.model !== model) continue;
+      if (!raw.input || inputFingerprint(raw.input) !== fingerprint) continue;
+      const prediction = this.mapped(raw);
       if (accept === undefined || (await accept(prediction))) return prediction;
     }
     return undefined;
@@ -249,7 +326,9 @@ export class ReplicateProvider implements ImageModelProvider {
       }
       await this.sleep(waitMs, options.signal);
       const next = await this.get(current.id, options.signal);
-      if (next.status !== current.status || next.logs !== current.logs) await options.onUpdate?.(next);
+      if (next.status !== current.status || this.logsOf.get(next) !== this.logsOf.get(current)) {
+        await options.onUpdate?.(next);
+      }
       current = next;
       intervalMs = Math.min(intervalMs * 2, this.poll.maxMs);
     }

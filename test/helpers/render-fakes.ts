@@ -62,7 +62,14 @@ export class FakeProvider implements ImageModelProvider {
     const prediction: Prediction = {
       id,
       status: 'starting',
-      created_at: new Date(this.clock.now).toISOString(),
+      createdAt: new Date(this.clock.now).toISOString(),
+      startedAt: null,
+      completedAt: null,
+      outputUrls: [],
+      predictTimeSeconds: null,
+      loggedSeed: null,
+      error: null,
+      dataRemoved: false,
       ...fields,
     };
     this.predictions.set(id, prediction);
@@ -86,7 +93,7 @@ export class FakeProvider implements ImageModelProvider {
     this.cancels.push(id);
     const found = await this.get(id);
     if (found.status !== 'starting' && found.status !== 'processing') return found;
-    const canceled: Prediction = { ...found, status: found.started_at ? 'canceled' : 'aborted' };
+    const canceled: Prediction = { ...found, status: found.startedAt ? 'canceled' : 'aborted' };
     this.predictions.set(id, canceled);
     return canceled;
   }
@@ -120,11 +127,12 @@ export class FakeProvider implements ImageModelProvider {
     const ended: Prediction = {
       ...current,
       status: 'succeeded',
-      started_at: current.created_at,
-      completed_at: new Date(this.clock.now).toISOString(),
-      output: [`https://replicate.delivery/fake/${prediction.id}/out-0.webp`],
-      logs: 'Using seed: 42',
-      metrics: { predict_time: 1.5, image_count: 1 },
+      startedAt: current.createdAt,
+      completedAt: new Date(this.clock.now).toISOString(),
+      outputUrls: [`https://replicate.delivery/fake/${prediction.id}/out-0.webp`],
+      loggedSeed: 42,
+      predictTimeSeconds: 1.5,
+      imageCount: 1,
       ...this.endAs(prediction.id),
     };
     this.predictions.set(prediction.id, ended);

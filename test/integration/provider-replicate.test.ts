@@ -97,8 +97,8 @@ describe('ReplicateProvider', () => {
     });
     expect(adopted).toBe(false);
     expect(prediction.status).toBe('succeeded');
-    expect(typeof prediction.output).toBe('string');
-    expect(prediction.logs).toMatch(/Using seed: \d+/);
+    expect(prediction.outputUrls).toHaveLength(1);
+    expect(prediction.loggedSeed).toEqual(expect.any(Number));
     expect(simulator.stats().creates - before.creates).toBe(1);
   });
 
@@ -246,7 +246,7 @@ describe('ReplicateProvider', () => {
     expect(await provider.findByInput(fluxDepthPro.id, { ...input, seed: 7 }, since)).toBeUndefined();
     const listed: string[] = [];
     for await (const item of provider.listCreatedBetween(since, new Date(Date.now() + 1000)))
-      listed.push(item.created_at);
+      listed.push(item.createdAt);
     expect(listed.length).toBeGreaterThanOrEqual(1);
     expect([...listed].sort().reverse()).toEqual(listed);
   });
@@ -330,16 +330,18 @@ describe('ReplicateProvider', () => {
     const provider = providerFor();
     const input = uniqueInput();
     const { prediction } = await provider.create({ model: fluxDepthPro.id, input, waitSeconds: 10 });
-    const createdMs = Date.parse(prediction.created_at);
+    const createdMs = Date.parse(prediction.createdAt);
     const pagesAsked: string[] = [];
-    const foreign = { id: 'foreign', status: 'queued-somewhere', created_at: prediction.created_at, input: {} };
-    const old = { ...prediction, id: 'old', created_at: new Date(createdMs - 3_600_000).toISOString() };
+    const foreign = { id: 'foreign', status: 'queued-somewhere', created_at: prediction.createdAt, input: {} };
+    // As Replicate lists it: the parts of its JSON a lookup reads.
+    const listed = { id: prediction.id, status: prediction.status, created_at: prediction.createdAt, input };
+    const old = { ...listed, id: 'old', created_at: new Date(createdMs - 3_600_000).toISOString() };
     const serving: typeof fetch = async (request, init) => {
       const url = request instanceof Request ? request.url : request.toString();
       if ((init?.method ?? 'GET') === 'GET' && new URL(url).pathname.endsWith('/predictions')) {
         pagesAsked.push(url);
         // A server that ignores the filters: this page reaches an hour back, and says there are more.
-        const body = { results: [foreign, prediction, old], next: `${simulator.baseUrl}/predictions?cursor=more` };
+        const body = { results: [foreign, listed, old], next: `${simulator.baseUrl}/predictions?cursor=more` };
         return new Response(JSON.stringify(body), { status: 200, headers: { 'Content-Type': 'application/json' } });
       }
       return fetch(request, init);

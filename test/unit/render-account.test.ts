@@ -83,7 +83,7 @@ describe('an account the provider refuses pauses the run', () => {
   it('401 while a prediction runs: the reservation stays held, and after the resume the prediction is stored', async () => {
     const { deps, provider, ledger } = harness();
     await ledger.reserve('run-1', 'job-1', reservation);
-    provider.prediction('p1', { status: 'processing', started_at: new Date(T0).toISOString() });
+    provider.prediction('p1', { status: 'processing', startedAt: new Date(T0).toISOString() });
     const checkpoint = withCurrentPrediction(emptyCheckpoint, 'p1', new Date(T0).toISOString());
     provider.awaitFailures = [refused(401, 'You did not pass a valid authentication token', 'GET')];
     const job = queued(checkpoint);

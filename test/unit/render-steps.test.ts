@@ -161,7 +161,7 @@ describe('gate and reserve', () => {
   it('ends a canceled run: cancels a started prediction and counts it possibly billed', async () => {
     const { deps, provider, ledger } = harness();
     await ledger.reserve('run-1', 'job-1', reservation);
-    provider.prediction('p3', { status: 'processing', started_at: new Date(T0).toISOString() });
+    provider.prediction('p3', { status: 'processing', startedAt: new Date(T0).toISOString() });
     ledger.state = 'canceled';
     const job = queued(withCurrentPrediction(emptyCheckpoint, 'p3', new Date(T0).toISOString()));
     expect(await runRenderJob(deps, job)).toMatchObject({ kind: 'ended' });
@@ -173,8 +173,8 @@ describe('gate and reserve', () => {
     const { deps, provider, ledger } = harness();
     provider.prediction('p4', {
       status: 'succeeded',
-      output: ['https://replicate.delivery/fake/p4/out-0.webp'],
-      metrics: { image_count: 1 },
+      outputUrls: ['https://replicate.delivery/fake/p4/out-0.webp'],
+      imageCount: 1,
     });
     ledger.state = 'canceled';
     const job = queued(withCurrentPrediction(emptyCheckpoint, 'p4', new Date(T0).toISOString()));
@@ -188,7 +188,7 @@ describe('how a prediction ends', () => {
     const { deps, provider, ledger } = harness();
     provider.endAs = () => ({
       status: 'failed',
-      output: null,
+      outputUrls: [],
       error: 'NSFW content detected. Try running it again, or try a different prompt.',
     });
     const dev = renderJobFor(fluxDepthDev.id);
@@ -201,7 +201,7 @@ describe('how a prediction ends', () => {
 
   it('forgets a failed prediction and fails the attempt; the last attempt releases the reservation', async () => {
     const { deps, provider, ledger } = harness();
-    provider.endAs = () => ({ status: 'failed', output: null, error: 'CUDA out of memory' });
+    provider.endAs = () => ({ status: 'failed', outputUrls: [], error: 'CUDA out of memory' });
     const notLast = await runRenderJob(deps, queued());
     expect(notLast).toMatchObject({ kind: 'retry' });
     expect(ledger.rows.map((row) => row.status)).toEqual(['running']);
@@ -215,7 +215,7 @@ describe('how a prediction ends', () => {
 
   it('ends a succeeded prediction without output as output-expired, spent', async () => {
     const { deps, provider, ledger } = harness();
-    provider.endAs = () => ({ output: null, data_removed: true });
+    provider.endAs = () => ({ outputUrls: [], dataRemoved: true });
     expect(await runRenderJob(deps, queued())).toMatchObject({ kind: 'ended' });
     expect(ledger.lastRow()).toMatchObject({ status: 'failed', reason: 'output-expired' });
     expect(ledger.money()).toMatchObject({ reserved: 0, spent: price, possiblyBilled: 0 });
@@ -321,7 +321,7 @@ describe('post-create failures are retried inside the job', () => {
     const { deps, provider, ledger, clock } = harness();
     provider.awaitFailures = [resetByPeer()];
     const createdMs = T0 - deps.settings.providerRetentionMs + deps.settings.retentionMarginMs;
-    provider.prediction('p1', { status: 'processing', created_at: new Date(createdMs).toISOString() });
+    provider.prediction('p1', { status: 'processing', createdAt: new Date(createdMs).toISOString() });
     const job = queued(withCurrentPrediction(emptyCheckpoint, 'p1', new Date(createdMs).toISOString()), 2, 3);
     expect(clock.now).toBe(T0);
     expect(await runRenderJob(deps, job)).toMatchObject({ kind: 'retry' });
