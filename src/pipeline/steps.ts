@@ -113,7 +113,9 @@ const adopt: Step = async (deps, job) => {
     creating.sendsEndedAt === undefined
       ? Date.parse(creating.lastSentAt ?? creating.sentAt) + longestCreateSendMs
       : Date.parse(creating.sendsEndedAt);
-  const found = await deps.provider.findByFingerprint(
+  // A provider that cannot be asked (no list endpoint) finds nothing: the job waits out the window all the same, then
+  // creates anew, since nothing can prove the create never arrived.
+  const found = await deps.provider.findByFingerprint?.(
     job.model.id,
     creating.fingerprint,
     new Date(sentAt - clockSkewMs),
@@ -133,7 +135,12 @@ const adopt: Step = async (deps, job) => {
     job.log.info({ sentAt: creating.sentAt, untilMs: inFlightUntil }, 'a lost create may still be in flight: waiting');
     return { kind: 'parked', untilMs: inFlightUntil };
   }
-  job.log.warn({ sentAt: creating.sentAt }, 'a lost create was not found: creating anew, orphan suspected');
+  job.log.warn(
+    { sentAt: creating.sentAt },
+    deps.provider.findByFingerprint === undefined
+      ? `a lost create cannot be looked up on ${deps.provider.identity.name}: creating anew, orphan suspected`
+      : 'a lost create was not found: creating anew, orphan suspected',
+  );
   await job.save({ ...job.checkpoint, orphanSuspected: true });
   return undefined;
 };

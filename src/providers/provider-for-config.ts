@@ -26,6 +26,7 @@ export function providerForConfig(config: Config, options: ProviderBuildOptions 
       return new ReplicateProvider({
         apiToken: options.apiToken ?? requireReplicateToken(config),
         baseUrl: config.replicate.baseUrl,
+        retentionMs: config.replicate.retentionMs,
         poll: options.poll ?? definedOnly({ initialMs: config.worker.pollInitialMs, maxMs: config.worker.pollMaxMs }),
         transport: {
           ...(options.onRetry ? { onRetry: options.onRetry } : {}),

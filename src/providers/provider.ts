@@ -108,16 +108,26 @@ export interface AwaitOptions {
   readonly onUpdate?: (prediction: Prediction) => void | Promise<void>;
 }
 
+/**
+ * A model API as the pipeline uses it. Creating, reading, canceling and awaiting predictions are required;
+ * reconciliation — finding the prediction of a create whose answer was lost — is an optional capability: a provider that
+ * can list its predictions (Replicate) implements `findByFingerprint`; one that cannot (an API with no list endpoint)
+ * leaves it out, and the pipeline then waits out the lost create's in-flight window and creates anew, marked
+ * `orphanSuspected` for the invoice (`adopt` in `src/pipeline/steps.ts`), and `depthq cancel` counts such a job
+ * possibly billed without looking. See docs/render-job.md, "Lost creates".
+ */
 export interface ImageModelProvider {
   /** Who this is, as failure messages name it (`classifyFailure`). */
   readonly identity: ProviderIdentity;
+  /** How long the provider keeps a prediction's inputs and outputs after its creation: a lookup can only find it inside. */
+  readonly retentionMs: number;
   create(request: CreatePredictionRequest): Promise<CreatedPrediction>;
   get(id: string, signal?: AbortSignal): Promise<Prediction>;
   cancel(id: string, signal?: AbortSignal): Promise<Prediction>;
   /** Predictions created in [since, until], newest first, as Replicate lists them (account-wide). */
-  listCreatedBetween(since: Date, until: Date, signal?: AbortSignal): AsyncGenerator<Prediction>;
+  listCreatedBetween?(since: Date, until: Date, signal?: AbortSignal): AsyncGenerator<Prediction>;
   /** The prediction of `model` created since `since` whose input equals `input` exactly, if one exists. */
-  findByInput(
+  findByInput?(
     model: ModelId,
     input: ModelInput,
     since: Date,
@@ -129,7 +139,7 @@ export interface ImageModelProvider {
    * predictions created in [since, until] (`until` defaults to now + the clock skew), newest first, and returns the
    * first that `accept` (default: any) takes.
    */
-  findByFingerprint(
+  findByFingerprint?(
     model: ModelId,
     fingerprint: string,
     since: Date,

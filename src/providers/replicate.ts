@@ -43,6 +43,8 @@ export interface ReplicateProviderOptions {
   readonly maxCreateAttempts?: number;
   /** Clock skew allowed between this machine and Replicate when listing by creation time. */
   readonly clockSkewMs?: number;
+  /** How long Replicate keeps a prediction's inputs and outputs (one hour; a simulator's may be shorter). */
+  readonly retentionMs?: number;
   readonly random?: () => number;
   readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly now?: () => number;
@@ -111,6 +113,9 @@ export const replicateIdentity: ProviderIdentity = {
   billingUrl: 'https://replicate.com/account/billing',
 };
 
+/** Replicate deletes a prediction's inputs and outputs one hour after its creation. */
+export const replicateRetentionMs = 60 * 60_000;
+
 export const defaultPollPolicy: PollPolicy = { initialMs: 1_000, maxMs: 15_000 };
 
 /** The prediction is still running when the caller's deadline passed; it goes on at Replicate (and may be adopted later). */
@@ -135,6 +140,7 @@ function isOutcomeUnknown(error: unknown): boolean {
 
 export class ReplicateProvider implements ImageModelProvider {
   readonly identity = replicateIdentity;
+  readonly retentionMs: number;
   /** The logs of each prediction this adapter answered with: `awaitTerminal` reports a change of logs too. */
   private readonly logsOf = new WeakMap<Prediction, string | null | undefined>();
   private readonly client: Replicate;
@@ -166,6 +172,7 @@ export class ReplicateProvider implements ImageModelProvider {
     this.poll = { ...defaultPollPolicy, ...options.poll };
     this.maxCreateAttempts = options.maxCreateAttempts ?? 3;
     this.clockSkewMs = options.clockSkewMs ?? 60_000;
+    this.retentionMs = options.retentionMs ?? replicateRetentionMs;
   }
 
   async create(request: CreatePredictionRequest): Promise<CreatedPrediction> {

@@ -138,7 +138,10 @@ export async function cancelRun(
   ): Promise<string | undefined | 'undecided'> => {
     if (checkpoint.predictionId !== undefined) return checkpoint.predictionId;
     const model = payload === undefined ? undefined : findModel(payload.model);
-    if (checkpoint.creating === undefined || model === undefined) return undefined;
+    // A provider that cannot look a lost create up leaves it unknown: the money rule counts it possibly billed.
+    if (checkpoint.creating === undefined || model === undefined || provider.findByFingerprint === undefined) {
+      return undefined;
+    }
     const sentAt = Date.parse(checkpoint.creating.sentAt);
     if (now() - sentAt > retentionMs - skewMs) return undefined;
     try {

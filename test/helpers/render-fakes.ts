@@ -34,6 +34,7 @@ import type {
 } from '../../src/providers/provider.js';
 import { replicateIdentity } from '../../src/providers/replicate.js';
 import { MemoryPredictionClaims } from '../../src/queue/prediction-claims.js';
+import { startingPrediction } from './memory-provider.js';
 
 export const T0 = Date.parse('2026-01-01T10:00:00.000Z');
 
@@ -43,6 +44,7 @@ export type Scripted = Error | undefined;
 export class FakeProvider implements ImageModelProvider {
   /** It stands in for Replicate: failures are named as Replicate's. */
   readonly identity = replicateIdentity;
+  readonly retentionMs = 60 * 60_000;
   readonly creates: CreatePredictionRequest[] = [];
   readonly cancels: string[] = [];
   readonly predictions = new Map<string, Prediction>();
@@ -59,19 +61,7 @@ export class FakeProvider implements ImageModelProvider {
   constructor(private readonly clock: { now: number }) {}
 
   prediction(id: string, fields: Partial<Prediction> = {}): Prediction {
-    const prediction: Prediction = {
-      id,
-      status: 'starting',
-      createdAt: new Date(this.clock.now).toISOString(),
-      startedAt: null,
-      completedAt: null,
-      outputUrls: [],
-      predictTimeSeconds: null,
-      loggedSeed: null,
-      error: null,
-      dataRemoved: false,
-      ...fields,
-    };
+    const prediction: Prediction = { ...startingPrediction(id, new Date(this.clock.now).toISOString()), ...fields };
     this.predictions.set(id, prediction);
     return prediction;
   }
