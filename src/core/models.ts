@@ -36,7 +36,7 @@ export type InputField =
 export type ModelId = `${string}/${string}`;
 export type ModelInput = Readonly<Record<string, string | number | boolean>>;
 
-/** The model APIs depthq has an adapter for (`src/providers/index.ts` builds each). */
+/** The model APIs depthq has an adapter for (`providerForConfig` in `src/providers/provider-for-config.ts` builds each). */
 export type ProviderName = 'replicate';
 
 export interface ModelDefinition {
