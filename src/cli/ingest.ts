@@ -17,8 +17,8 @@ import { DEFAULT_MAX_ROWS, type IngestRequest, ingestSettingsOf } from '../inges
 import { DEFAULT_PREFLIGHT_CONCURRENCY } from '../ingest/preflight.js';
 import { RunLedger } from '../ledger/run-ledger.js';
 import { closeConnection, openProducerConnection } from '../queue/connections.js';
-import { defaultRenderQueueSettings } from '../queue/render-queue.js';
 import { s3ClientForConfig } from '../storage/s3-client.js';
+import { queueSettingsOf } from '../worker/settings.js';
 import { dollarsFlag, wholeNumberFlag } from './flags.js';
 
 interface IngestFlags {
@@ -150,10 +150,7 @@ export async function runIngestCommand(
       prefix: config.prefix,
       bucket: config.s3.bucket,
       s3,
-      queueSettings: {
-        ...defaultRenderQueueSettings,
-        ...(config.worker.attempts === undefined ? {} : { attempts: config.worker.attempts }),
-      },
+      queueSettings: queueSettingsOf(config),
       ...(onProgress === undefined ? {} : { onProgress }),
     });
     if (onProgress !== undefined) io.stderr.write('\r\u001B[K');

@@ -19,8 +19,8 @@
  *
  * A failed job whose BullMQ job was removed (after `removeOnFail`'s retention) is rebuilt from the payload the ledger
  * keeps beside its row (`RunLedger.payload`, written when the job was enqueued) and added again under the same id. Its
- * checkpoint went with the BullMQ job, so it starts anew (`checkpointForRetry` of what the row knows: its prediction
- * ids, kept); a job enqueued by a depthq that kept no payloads is reported instead.
+ * checkpoint went with the BullMQ job, so it starts anew, keeping what the row knows (its prediction ids); a job
+ * enqueued by a depthq that kept no payloads is reported instead.
  */
 import type { Job, Queue } from 'bullmq';
 import pLimit from 'p-limit';
@@ -98,11 +98,52 @@ function retriedCheckpoint(data: unknown, sameSeed: boolean, resume: RetryResume
     // The ledger row keeps the prediction ids of an unreadable checkpoint; the job starts clean.
     return { checkpoint: emptyCheckpoint, resumesPrediction: false };
   }
-  return checkpointForRetry(old, sameSeed, {
-    nowMs: resume.nowMs ?? Date.now(),
-    retentionMs: resume.retentionMs,
-    marginMs: resume.marginMs,
-  });
+  return checkpointForRetry(old, sameSeed, { ...resume, nowMs: resume.nowMs ?? Date.now() });
+}
+
+/** What every job of one `retryRunJobs` call shares. */
+interface RetryContext {
+  readonly queue: Queue<RenderJobData>;
+  readonly ledger: RunLedger;
+  readonly run: string;
+  readonly meta: RunMeta;
+  readonly resume: RetryResumeSettings;
+}
+
+/** One job to retry: its ledger row as read, what it ended as, and whether it gets a new seed. */
+interface RetryCandidate {
+  readonly jobId: string;
+  readonly row: ResultRow;
+  readonly status: 'failed' | 'flagged';
+  readonly reseed: boolean;
+}
+
+/** The payload of the job's next life: reseeded, or as it was. */
+interface NextLife {
+  readonly job: RenderJob;
+  /** The seed before the retry, when it changed. */
+  readonly previousSeed: number | undefined;
+}
+
+function nextLifeOf(payload: RenderJob, candidate: RetryCandidate, meta: RunMeta): NextLife {
+  return candidate.reseed ? reseeded(payload, meta) : { job: payload, previousSeed: undefined };
+}
+
+/** Writes the `queued` row over the row read (compare-and-set) and says what was requeued. */
+async function requeued(
+  context: RetryContext,
+  candidate: RetryCandidate,
+  next: NextLife,
+  checkpoint: Checkpoint,
+): Promise<RequeuedJob> {
+  const { jobId, row, status } = candidate;
+  await context.ledger.replaceResultIf(context.run, jobId, row, queuedRowOf(row, next.job, checkpoint));
+  return {
+    jobId,
+    status,
+    seed: Number(next.job.input.seed),
+    ...(next.previousSeed === undefined ? {} : { previousSeed: next.previousSeed }),
+  };
 }
 
 /** The job's payload with its next derived seed, and its output key re-rendered when the key contains the seed. */
@@ -155,17 +196,9 @@ function queuedRowOf(old: ResultRow, job: RenderJob, checkpoint: Checkpoint): Re
  * checkpoint went with the BullMQ job; what the row knows (prediction ids, a suspected orphan) is kept, and the job
  * creates anew (`checkpointForRetry` of a checkpoint with no current prediction).
  */
-async function requeueRemoved(
-  queue: Queue<RenderJobData>,
-  ledger: RunLedger,
-  meta: RunMeta,
-  run: string,
-  jobId: string,
-  row: ResultRow,
-  status: 'failed' | 'flagged',
-  reseed: boolean,
-  resume: RetryResumeSettings,
-): Promise<RequeuedJob | SkippedJob> {
+async function requeueRemoved(context: RetryContext, candidate: RetryCandidate): Promise<RequeuedJob | SkippedJob> {
+  const { queue, ledger, run } = context;
+  const { jobId, row } = candidate;
   const kept = await ledger.payload(run, jobId);
   if (kept === undefined) {
     return {
@@ -184,18 +217,14 @@ async function requeueRemoved(
       why: `the payload the ledger kept is invalid, so it cannot be rebuilt: ${coerceError(error).message}`,
     };
   }
-  const known: Checkpoint = {
+  // Without its checkpoint there is no prediction to resume: the job starts anew, keeping what the row knows.
+  const checkpoint: Checkpoint = {
     ...emptyCheckpoint,
     predictionIds: row.predictionIds ?? (row.predictionId === undefined ? [] : [row.predictionId]),
     orphanSuspected: row.orphanSuspected === true,
   };
-  const { checkpoint } = checkpointForRetry(known, !reseed, {
-    nowMs: resume.nowMs ?? Date.now(),
-    retentionMs: resume.retentionMs,
-    marginMs: resume.marginMs,
-  });
-  const next = reseed ? reseeded(payload, meta) : { job: payload, previousSeed: undefined };
-  if (reseed) await ledger.setPayload(run, jobId, next.job);
+  const next = nextLifeOf(payload, candidate, context.meta);
+  if (candidate.reseed) await ledger.setPayload(run, jobId, next.job);
   // A new life: the first one's money stays counted, and this one reserves and settles its own.
   await ledger.clearSettlement(run, jobId);
   try {
@@ -204,28 +233,14 @@ async function requeueRemoved(
   } catch (error) {
     return { jobId, why: `BullMQ did not add it again: ${coerceError(error).message}; its ledger row is unchanged` };
   }
-  await ledger.replaceResultIf(run, jobId, row, queuedRowOf(row, next.job, checkpoint));
-  return {
-    jobId,
-    status,
-    seed: Number(next.job.input.seed),
-    ...(next.previousSeed === undefined ? {} : { previousSeed: next.previousSeed }),
-  };
+  return requeued(context, candidate, next, checkpoint);
 }
 
-async function retryOne(
-  queue: Queue<RenderJobData>,
-  ledger: RunLedger,
-  meta: RunMeta,
-  run: string,
-  jobId: string,
-  row: ResultRow,
-  status: 'failed' | 'flagged',
-  reseed: boolean,
-  resume: RetryResumeSettings,
-): Promise<RequeuedJob | SkippedJob> {
+async function retryOne(context: RetryContext, candidate: RetryCandidate): Promise<RequeuedJob | SkippedJob> {
+  const { queue, ledger, run } = context;
+  const { jobId } = candidate;
   const job: Job<RenderJobData> | undefined = await queue.getJob(jobId);
-  if (job === undefined) return requeueRemoved(queue, ledger, meta, run, jobId, row, status, reseed, resume);
+  if (job === undefined) return requeueRemoved(context, candidate);
   const state = await job.getState();
   if (state !== 'failed') return { jobId, why: `its BullMQ job is ${state}, not failed` };
   let payload: RenderJob;
@@ -234,8 +249,8 @@ async function retryOne(
   } catch (error) {
     return { jobId, why: `its payload is invalid, so a retry would fail the same way: ${coerceError(error).message}` };
   }
-  const { checkpoint, resumesPrediction } = retriedCheckpoint(job.data.checkpoint, !reseed, resume);
-  const next = reseed ? reseeded(payload, meta) : { job: payload, previousSeed: undefined };
+  const { checkpoint, resumesPrediction } = retriedCheckpoint(job.data.checkpoint, !candidate.reseed, context.resume);
+  const next = nextLifeOf(payload, candidate, context.meta);
   await job.updateData({ ...job.data, ...next.job, checkpoint });
   // The ledger keeps what this life renders: a rebuild after BullMQ removes the job renders it too (and a job enqueued
   // before payloads were kept gets one now).
@@ -262,13 +277,7 @@ async function retryOne(
   }
   // Written after the move, so the row never says `queued` for a job BullMQ did not requeue; and only over the row read
   // above, so a row a worker already wrote for the requeued job (`running`, `succeeded` …) is never overwritten.
-  await ledger.replaceResultIf(run, jobId, row, queuedRowOf(row, next.job, checkpoint));
-  return {
-    jobId,
-    status,
-    seed: Number(next.job.input.seed),
-    ...(next.previousSeed === undefined ? {} : { previousSeed: next.previousSeed }),
-  };
+  return requeued(context, candidate, next, checkpoint);
 }
 
 export async function retryRunJobs(
@@ -298,7 +307,7 @@ export async function retryRunJobs(
           if (state !== 'failed') return undefined;
         }
         const reseed = status === 'flagged' && selection.reseed;
-        return retryOne(queue, ledger, meta, run, jobId, row, status, reseed, resume);
+        return retryOne({ queue, ledger, run, meta, resume }, { jobId, row, status, reseed });
       }),
     ),
   );

@@ -10,7 +10,8 @@ import { parseRunId } from '../core/keys.js';
 import { redactUrl } from '../core/redact.js';
 import { RunLedger, type RunMeta } from '../ledger/run-ledger.js';
 import { closeConnection, openProducerConnection } from '../queue/connections.js';
-import { createRenderQueue, defaultRenderQueueSettings, type RenderJobData } from '../queue/render-queue.js';
+import { createRenderQueue, type RenderJobData } from '../queue/render-queue.js';
+import { queueSettingsOf } from '../worker/settings.js';
 
 /** The run id names no run in the ledger under this prefix. */
 export class UnknownRunError extends UsageError {
@@ -39,7 +40,8 @@ export interface RunContext {
 export async function openRunContext(config: Config, name = 'depthq-runs'): Promise<RunContext> {
   const redis = await openProducerConnection(config.redisUrl, { name });
   const ledger = new RunLedger(redis, config.prefix);
-  const queue = createRenderQueue(redis, config.prefix, defaultRenderQueueSettings);
+  // The configured settings, not the defaults: a job `depthq retry` adds again gets the attempts a worker would.
+  const queue = createRenderQueue(redis, config.prefix, queueSettingsOf(config));
   let closing: Promise<void> | undefined;
   return {
     config,
