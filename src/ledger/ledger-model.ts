@@ -133,6 +133,17 @@ export const resultRowSchema = z.object({
 });
 
 export type ResultRow = z.output<typeof resultRowSchema>;
+
+/**
+ * A row's prediction fields from every list that knows some of the job's prediction ids (its row, its checkpoint, a
+ * cancel's answer): each id once, in the order first seen, the latest as `predictionId`.
+ */
+export function predictionFieldsOf(
+  ...lists: ReadonlyArray<readonly string[] | undefined>
+): Pick<ResultRow, 'predictionId' | 'predictionIds'> {
+  const ids = [...new Set(lists.flatMap((list) => list ?? []))];
+  return ids.length === 0 ? {} : { predictionId: ids.at(-1), predictionIds: ids };
+}
 /** A row as `registerJobs` takes it: the status is always `queued`. */
 export type QueuedRow = Omit<ResultRow, 'status'>;
 

@@ -11,7 +11,7 @@ import type { ModelDefinition } from '../core/models.js';
 import type { PredictionSighting } from '../core/money-rule.js';
 import type { RenderJob } from '../core/render-job.js';
 import { type AttemptProgress, freshAttempt } from '../core/render-state.js';
-import type { ResultRow, ResultStatus, RunLedger } from '../ledger/run-ledger.js';
+import { predictionFieldsOf, type ResultRow, type ResultStatus, type RunLedger } from '../ledger/run-ledger.js';
 import type { ImageModelProvider, Prediction } from '../providers/provider.js';
 import type { PredictionClaims } from '../queue/prediction-claims.js';
 import type { RenderOutcome } from './sidecar.js';
@@ -158,9 +158,7 @@ export function rowOf(job: RenderJobState, status: ResultStatus, extra: Partial<
     style: payload.style,
     outputKey: payload.output.key,
     seed: Number(payload.input.seed),
-    ...(checkpoint.predictionIds.length > 0
-      ? { predictionId: checkpoint.predictionIds.at(-1), predictionIds: checkpoint.predictionIds }
-      : {}),
+    ...predictionFieldsOf(checkpoint.predictionIds),
     attempts: job.attempt,
     ...(checkpoint.orphanSuspected ? { orphanSuspected: true } : {}),
     ...(Object.keys(payload.metadata).length > 0 ? { metadata: payload.metadata } : {}),

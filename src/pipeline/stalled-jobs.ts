@@ -21,7 +21,7 @@ import { type Checkpoint, readCheckpoint } from '../core/checkpoint.js';
 import { coerceError } from '../core/errors.js';
 import { settlementOfEnd, standingOf } from '../core/money-rule.js';
 import { parseRenderJob, type RenderJob, reservationOfJob } from '../core/render-job.js';
-import type { ResultRow, ResultStatus, RunLedger } from '../ledger/run-ledger.js';
+import { predictionFieldsOf, type ResultRow, type ResultStatus, type RunLedger } from '../ledger/run-ledger.js';
 
 /** BullMQ's reason for a job that stalled more often than `maxStalledCount` (its `deferredFailure`). */
 export const STALLED_FAILURE = 'job stalled more than allowable limit';
@@ -92,14 +92,13 @@ export async function settleJobFailedOutsideProcessor(
   else await deps.ledger.settle(run, job.id, { spent: settlement.spent, possiblyBilled: settlement.possiblyBilled });
 
   const reason = reasonOf(error.message);
-  const predictionIds = [...new Set([...(row.predictionIds ?? []), ...(checkpoint?.predictionIds ?? [])])];
   const { reason: _reason, error: _error, ...kept } = row;
   const ended: ResultRow = {
     ...kept,
     status: 'failed',
     reason,
     error: `${error.message}: BullMQ failed the job without running it (its worker stopped answering); its money is settled from its last checkpoint`,
-    ...(predictionIds.length > 0 ? { predictionId: predictionIds.at(-1), predictionIds } : {}),
+    ...predictionFieldsOf(row.predictionIds, checkpoint?.predictionIds),
     ...(checkpoint?.orphanSuspected ? { orphanSuspected: true } : {}),
     finishedAt: new Date(deps.now()).toISOString(),
   };

@@ -29,7 +29,7 @@ import { coerceError } from '../core/errors.js';
 import { findModel } from '../core/models.js';
 import { settlementOfEnd, standingOf } from '../core/money-rule.js';
 import { parseRenderJob, type RenderJob, reservationOfJob } from '../core/render-job.js';
-import type { ResultRow, ResultStatus, RunLedger } from '../ledger/run-ledger.js';
+import { predictionFieldsOf, type ResultRow, type ResultStatus, type RunLedger } from '../ledger/run-ledger.js';
 import { settleJobFailedOutsideProcessor } from '../pipeline/stalled-jobs.js';
 import { type ImageModelProvider, type Prediction, sightingOf } from '../providers/provider.js';
 import type { RenderJobData } from '../queue/render-queue.js';
@@ -177,19 +177,12 @@ export async function cancelRun(
     });
     if (settlement.kind === 'release') await ledger.release(run, jobId);
     else await ledger.settle(run, jobId, { spent: settlement.spent, possiblyBilled: settlement.possiblyBilled });
-    const predictionIds = [
-      ...new Set([
-        ...(row.predictionIds ?? []),
-        ...(checkpoint?.predictionIds ?? []),
-        ...(prediction ? [prediction.id] : []),
-      ]),
-    ];
     const { reason: _reason, error: _error, ...kept } = row;
     await ledger.recordResult(run, jobId, {
       ...kept,
       status: 'canceled',
       reason: 'run-canceled',
-      ...(predictionIds.length > 0 ? { predictionId: predictionIds.at(-1), predictionIds } : {}),
+      ...predictionFieldsOf(row.predictionIds, checkpoint?.predictionIds, prediction ? [prediction.id] : undefined),
       ...(payload !== undefined && typeof payload.input.prompt === 'string' ? { prompt: payload.input.prompt } : {}),
       ...(payload !== undefined && Object.keys(payload.metadata).length > 0 ? { metadata: payload.metadata } : {}),
       finishedAt: new Date(now()).toISOString(),

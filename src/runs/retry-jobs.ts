@@ -31,7 +31,7 @@ import { joinOutputPrefix, renderOutputKey } from '../core/keys.js';
 import { findModel, outputFormatOf } from '../core/models.js';
 import { parseRenderJob, type RenderJob } from '../core/render-job.js';
 import { checkpointForRetry, type RetryResume } from '../core/render-state.js';
-import type { ResultRow, RunLedger, RunMeta } from '../ledger/run-ledger.js';
+import { predictionFieldsOf, type ResultRow, type RunLedger, type RunMeta } from '../ledger/run-ledger.js';
 import type { RenderJobData } from '../queue/render-queue.js';
 import { nextSeedAfter } from './reseed.js';
 
@@ -180,11 +180,7 @@ function queuedRowOf(old: ResultRow, job: RenderJob, checkpoint: Checkpoint): Re
     style: old.style,
     outputKey: job.output.key,
     seed: Number(job.input.seed),
-    ...(checkpoint.predictionIds.length > 0
-      ? { predictionId: checkpoint.predictionIds.at(-1), predictionIds: checkpoint.predictionIds }
-      : old.predictionIds !== undefined
-        ? { predictionIds: old.predictionIds, ...(old.predictionId ? { predictionId: old.predictionId } : {}) }
-        : {}),
+    ...predictionFieldsOf(old.predictionIds, checkpoint.predictionIds),
     ...(old.orphanSuspected === true || checkpoint.orphanSuspected ? { orphanSuspected: true } : {}),
     ...(old.metadata === undefined ? {} : { metadata: old.metadata }),
     ...(old.prompt === undefined ? {} : { prompt: old.prompt }),
