@@ -97,7 +97,7 @@ function depthq(args: readonly string[], env: Record<string, string>): Promise<O
   });
   return new Promise((resolve, reject) => {
     // A generous bound on a loaded 2-core machine: a child compiles the TypeScript CLI before it runs.
-    const timer = setTimeout(() => child.kill('SIGKILL'), 150_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 300_000);
     child.once('error', reject);
     child.once('close', (code) => {
       clearTimeout(timer);
