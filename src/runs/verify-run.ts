@@ -15,6 +15,8 @@ import { type RenderJob, renderJobSchema } from '../core/render-job.js';
 import type { RunMeta } from '../ledger/run-ledger.js';
 import type { ImageModelProvider } from '../providers/provider.js';
 import { providerForConfig } from '../providers/provider-for-config.js';
+import { RedisPredictionClaims } from '../queue/prediction-claims.js';
+import { queueKeyPrefixOf } from '../queue/render-queue.js';
 import { s3ClientForConfig } from '../storage/s3-client.js';
 import type { RunContext } from './run-context.js';
 import {
@@ -26,6 +28,7 @@ import {
   recountLedger,
 } from './verify/ledger-checks.js';
 import { readRawLedger } from './verify/ledger-snapshot.js';
+import { confirmOrphans } from './verify/orphan-recheck.js';
 import { checkOutputs } from './verify/output-checks.js';
 import { compareProviderPredictions, type RunInputs, unlistedOfRun } from './verify/provider-checks.js';
 import { claimsOf, fingerprintsOf, listWindow, readPayloads } from './verify/provider-listing.js';
@@ -72,6 +75,7 @@ function providerOf(context: RunContext, options: VerifyOptions): ImageModelProv
 
 interface ProviderCheckInput {
   readonly context: RunContext;
+  readonly run: string;
   readonly options: VerifyOptions;
   readonly meta: RunMeta;
   readonly inputs: Omit<RunInputs, 'claims'>;
@@ -109,6 +113,17 @@ async function checkProvider(
     options.concurrency ?? DEFAULT_CONCURRENCY,
   );
   const comparison = compareProviderPredictions({ ...inputs, claims }, listing.predictions);
+  const redisClaims = new RedisPredictionClaims(context.redis, queueKeyPrefixOf(context.config.prefix));
+  const orphans = await confirmOrphans(
+    {
+      ledger: context.ledger,
+      queue: context.queue,
+      run: input.run,
+      claimOf: (id) => redisClaims.ownerOf(id),
+      concurrency: options.concurrency ?? DEFAULT_CONCURRENCY,
+    },
+    comparison.orphans,
+  );
   const partial = createdMs < retainedSinceMs;
   const state = listing.truncated ? 'truncated' : partial ? 'partial' : 'ran';
   const reasons = [
@@ -133,7 +148,7 @@ async function checkProvider(
       withoutInput: comparison.withoutInput,
       ownedByOtherRuns: comparison.ownedByOtherRuns,
     },
-    problems: comparison.problems,
+    problems: [...orphans, ...comparison.problems],
   };
 }
 
@@ -157,7 +172,13 @@ export async function verifyRun(context: RunContext, run: string, options: Verif
 
   const payloads = await readPayloads(context.redis, prefix, run);
   const withoutPayload = new Set([...ledger.rows.keys()].filter((jobId) => !payloads.has(jobId)));
-  const accounting = await accountForJobs(context.queue, ledger.rows, withoutPayload, concurrency);
+  const accounting = await accountForJobs({
+    queue: context.queue,
+    rows: ledger.rows,
+    currentRow: (jobId) => context.ledger.result(run, jobId),
+    lookUp: withoutPayload,
+    concurrency,
+  });
   problems.push(...accounting.problems);
   const allPayloads = new Map<string, RenderJob>(payloads);
   for (const [jobId, data] of accounting.jobData) {
@@ -183,6 +204,7 @@ export async function verifyRun(context: RunContext, run: string, options: Verif
     });
     provider = await checkProvider({
       context,
+      run,
       options,
       meta,
       nowMs: now(),
