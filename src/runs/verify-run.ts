@@ -12,7 +12,7 @@
 import { ConfigError } from '../core/errors.js';
 import { formatUsd } from '../core/money.js';
 import { type RenderJob, renderJobSchema } from '../core/render-job.js';
-import type { RunMeta } from '../ledger/run-ledger.js';
+import type { ResultRow, RunMeta } from '../ledger/run-ledger.js';
 import type { ImageModelProvider } from '../providers/provider.js';
 import { providerForConfig } from '../providers/provider-for-config.js';
 import { RedisPredictionClaims } from '../queue/prediction-claims.js';
@@ -33,12 +33,13 @@ import { checkOutputs } from './verify/output-checks.js';
 import { compareProviderPredictions, type RunInputs, unlistedOfRun } from './verify/provider-checks.js';
 import { claimsOf, fingerprintsOf, listWindow, readPayloads } from './verify/provider-listing.js';
 import { accountForJobs } from './verify/queue-checks.js';
-import type {
-  ProviderCheckFigures,
-  VerifyFigures,
-  VerifyOptions,
-  VerifyProblem,
-  VerifyReport,
+import {
+  type ProviderCheckFigures,
+  TERMINAL_ROW_STATUSES,
+  type VerifyFigures,
+  type VerifyOptions,
+  type VerifyProblem,
+  type VerifyReport,
 } from './verify/verify-model.js';
 
 export * from './verify/verify-model.js';
@@ -94,6 +95,17 @@ async function checkProvider(
   const skewMs = options.clockSkewMs ?? DEFAULT_CLOCK_SKEW_MS;
   const createdMs = Date.parse(meta.createdAt);
   const retainedSinceMs = nowMs - provider.retentionMs;
+  const lastActivityMs = lastActivityOf(input.inputs.rows);
+  if (lastActivityMs !== undefined && lastActivityMs + skewMs < retainedSinceMs) {
+    return {
+      figures: skipped(
+        `the run's last job ended ${new Date(lastActivityMs).toISOString()}, more than the provider's retention ` +
+          `(${provider.retentionMs / 60_000} min) ago: its predictions' inputs are removed and cannot be matched ` +
+          "(the provider's invoice is the record)",
+      ),
+      problems: [],
+    };
+  }
   const since = new Date(Math.max(createdMs, retainedSinceMs) - skewMs);
   const until = new Date(nowMs + skewMs);
   const cap = options.maxPredictions ?? DEFAULT_MAX_PREDICTIONS;
@@ -150,6 +162,16 @@ async function checkProvider(
     },
     problems: [...orphans, ...comparison.problems],
   };
+}
+
+/** When the run's last job ended (ms), or `undefined` while any job has not ended (or a row has no time). */
+function lastActivityOf(rows: ReadonlyMap<string, ResultRow>): number | undefined {
+  let last = Number.NEGATIVE_INFINITY;
+  for (const row of rows.values()) {
+    if (!TERMINAL_ROW_STATUSES.has(row.status) || row.finishedAt === undefined) return undefined;
+    last = Math.max(last, Date.parse(row.finishedAt));
+  }
+  return Number.isFinite(last) ? last : undefined;
 }
 
 /**

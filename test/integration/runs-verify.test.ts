@@ -135,6 +135,20 @@ describe('depthq verify', { timeout: 600_000 }, () => {
     const withoutProvider = await verify(fixture, { provider: null });
     expect(withoutProvider.ok).toBe(true);
     expect(withoutProvider.figures.provider.state).toBe('skipped');
+
+    // Seen from later: a run that began before the provider's retention (one hour) is matched only partly, and one
+    // whose every job ended before it is not matched at all — and the report says so.
+    const meta = await fixture.ledger.getRun(fixture.run);
+    const createdMs = Date.parse(meta?.createdAt ?? '');
+    const hour = fixture.config.replicate.retentionMs;
+    const partly = await verify(fixture, { now: () => createdMs + hour + 30_000 });
+    expect(partly.ok).toBe(true);
+    expect(partly.figures.provider.state).toBe('partial');
+    expect(partly.figures.provider.reason).toContain('before the provider');
+    const later = await verify(fixture, { now: () => Date.now() + 2 * hour });
+    expect(later.ok).toBe(true);
+    expect(later.figures.provider).toMatchObject({ state: 'skipped', listed: 0 });
+    expect(later.figures.provider.reason).toContain("more than the provider's retention");
   });
 
   it('verifies a run while it renders: the workers moving on between reads is not a problem', async () => {
