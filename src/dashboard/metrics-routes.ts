@@ -30,6 +30,8 @@ export interface MetricsRouteOptions {
    */
   readonly redisTimeoutMs?: number;
   readonly now?: () => number;
+  /** Why a scrape or a health check found Redis unreadable (the dashboard logs it; the answers never say). */
+  readonly onRedisError?: (error: unknown, during: 'metrics' | 'healthz') => void;
 }
 
 export const DEFAULT_REDIS_TIMEOUT_MS = 5_000;
@@ -55,11 +57,35 @@ function withTimeout<T>(work: () => Promise<T>, ms: number, what: string): Promi
 }
 
 /**
- * A connection that is not ready would queue the commands until Redis returns (workers' connections retry for ever),
- * and every scrape would add to that queue: it is down, now, without sending anything.
+ * Waits (bounded) for a connection that is still connecting, and calls Redis down at once when the connection is
+ * between reconnection attempts or closed. Nothing is sent before the connection is ready: a connection that is not
+ * ready would queue the commands until Redis returns (long-running processes' connections retry for ever), and every
+ * scrape during an outage would add to that queue.
  */
-function requireReady(redis: Redis): void {
-  if (redis.status !== 'ready') throw new RedisNotReadyError(`the Redis connection is ${redis.status}`);
+async function untilReady(redis: Redis, timeoutMs: number): Promise<void> {
+  if (redis.status === 'ready') return;
+  if (redis.status !== 'wait' && redis.status !== 'connecting' && redis.status !== 'connect') {
+    throw new RedisNotReadyError(`the Redis connection is ${redis.status}`);
+  }
+  if (redis.status === 'wait') redis.connect().catch(() => undefined);
+  let onReady: (() => void) | undefined;
+  let onClose: (() => void) | undefined;
+  try {
+    await withTimeout(
+      () =>
+        new Promise<void>((resolve, reject) => {
+          onReady = resolve;
+          onClose = () => reject(new RedisNotReadyError('the Redis connection closed while connecting'));
+          redis.once('ready', onReady);
+          redis.once('close', onClose);
+        }),
+      timeoutMs,
+      'connecting to Redis',
+    );
+  } finally {
+    if (onReady) redis.off('ready', onReady);
+    if (onClose) redis.off('close', onClose);
+  }
 }
 
 export function mountMetricsRoutes(app: Hono, deps: MetricsDeps, options: MetricsRouteOptions = {}): void {
@@ -73,7 +99,7 @@ export function mountMetricsRoutes(app: Hono, deps: MetricsDeps, options: Metric
 
   async function scrape(): Promise<string> {
     try {
-      requireReady(deps.redis);
+      await untilReady(deps.redis, timeoutMs);
       current = await withTimeout(
         () =>
           readMetricsSnapshot(
@@ -84,7 +110,8 @@ export function mountMetricsRoutes(app: Hono, deps: MetricsDeps, options: Metric
         'reading the metrics from Redis',
       );
       redisUp.set(1);
-    } catch {
+    } catch (error) {
+      options.onRedisError?.(error, 'metrics');
       current = undefined;
       redisUp.set(0);
     }
@@ -101,10 +128,11 @@ export function mountMetricsRoutes(app: Hono, deps: MetricsDeps, options: Metric
 
   app.get('/healthz', async (c) => {
     try {
-      requireReady(deps.redis);
+      await untilReady(deps.redis, timeoutMs);
       await withTimeout(() => deps.redis.ping(), timeoutMs, 'PING');
       return c.json({ status: 'ok', redis: 'up' }, 200, { 'Cache-Control': 'no-store' });
-    } catch {
+    } catch (error) {
+      options.onRedisError?.(error, 'healthz');
       // No error text: it could name hosts; `depthq_redis_up` and the dashboard's logs say more.
       return c.json({ status: 'unavailable', redis: 'down' }, 503, { 'Cache-Control': 'no-store' });
     }

@@ -5,7 +5,7 @@
  * run no longer among the newest) is simply absent, never a stale or invented 0. The list, with labels and sources:
  * docs/metrics.md.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, type MetricType, Registry } from 'prom-client';
 import { cumulativeBuckets } from '../../core/telemetry.js';
 import { RESULT_STATUSES, RUN_STATES } from '../../ledger/run-ledger.js';
 import type { MetricsSnapshot } from './snapshot.js';
@@ -55,14 +55,21 @@ class SnapshotCounter extends Counter<string> {
   }
 }
 
-class SnapshotHistogram extends Histogram<string> {
+/**
+ * prom-client's Histogram cannot take bucket counts someone else observed, and the registry renders it through a method
+ * of its own; so this is a gauge that renders as a histogram: the same samples (`_bucket` with `le`, `_sum`, `_count`)
+ * under `# TYPE … histogram`. prom-client's typings declare `type` as a numeric enum; at run time it is that text.
+ */
+const HISTOGRAM_TYPE = 'histogram' as unknown as MetricType;
+
+class SnapshotHistogram extends Gauge<string> {
   readonly #config: SnapshotMetricConfig;
   constructor(config: SnapshotMetricConfig) {
     super({ name: config.name, help: config.help, labelNames: config.labelNames ?? [], registers: [config.registry] });
     this.#config = config;
   }
   override async get() {
-    return { ...(await super.get()), values: samplesNow(this.#config) };
+    return { ...(await super.get()), type: HISTOGRAM_TYPE, values: samplesNow(this.#config) };
   }
 }
 
