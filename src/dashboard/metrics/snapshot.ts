@@ -128,7 +128,10 @@ export async function readMetricsSnapshot(
     try {
       const counters = emptyCounters();
       for (const [name, value] of Object.entries(recordOf(counterReply))) {
-        if (isCounterName(name)) counters[name] = Number(value);
+        if (!isCounterName(name)) continue;
+        const count = Number(value);
+        if (!Number.isSafeInteger(count)) throw new RangeError(`counter ${name} is ${JSON.stringify(value)}`);
+        counters[name] = count;
       }
       const state = RUN_STATES.find((known) => known === stateReply) ?? 'active';
       return [{ run, model, createdAt, state, counters, money: moneyStateOf(stringsOf(moneyReply), 0) }];
