@@ -1,5 +1,5 @@
 /**
- * The run commands: `runs`, `status`, `report`, `retry`, `cancel`, `pause`, `resume`, `budget`, `sheet`. Thin: parse the
+ * The run commands: `runs`, `status`, `report`, `retry`, `cancel`, `pause`, `resume`, `budget`, `sheet`, `verify`. Thin: parse the
  * flags (src/cli/flags.ts), open the ledger and queue (src/runs/run-context.ts), call src/runs, print. A run id that
  * names no run, a bad flag or a bad amount is a UsageError (exit code 2) with the fix in the message.
  */
@@ -21,9 +21,10 @@ import { formatRunTable, listRunSummaries, runSummaryJson } from '../runs/run-li
 import { REPORT_FORMATS, type ReportFormat, writeRunReport } from '../runs/run-report.js';
 import { GRID_MAX_ROWS, writeRunSheet } from '../runs/run-sheet.js';
 import { formatRunStatus, readRunStatus, runStatusJson } from '../runs/run-status.js';
+import { formatVerifyReport, verifyRun } from '../runs/verify-run.js';
 import { watchRunStatus } from '../runs/watch-status.js';
 import { s3ClientForConfig } from '../storage/s3-client.js';
-import { dollarsFlag, nonEmptyFlag, numberFlag } from './flags.js';
+import { dollarsFlag, nonEmptyFlag, numberFlag, wholeNumberFlag } from './flags.js';
 
 const CONFIG_HINT = '\nREDIS_URL and DEPTHQ_PREFIX say which ledger is read (`depthq config` shows them).';
 
@@ -326,4 +327,42 @@ export function registerRunCommands(program: Command): void {
         s3.destroy();
       }
     });
+
+  program
+    .command('verify')
+    .description(
+      'audit a run, read-only: jobs accounted, outputs and sidecars in S3, ledger recounted, no paid orphans',
+    )
+    .argument('<run>', 'the run id')
+    .option('--json', 'print the report as JSON (problems with a stable `kind`, and the figures checked)')
+    .option('--no-provider', "skip listing the provider's predictions (no orphan check)")
+    .option('--concurrency <n>', 'S3 reads and BullMQ lookups in flight at once', '8')
+    .option('--max-predictions <n>', "stop listing the provider's predictions after this many", '50000')
+    .addHelpText(
+      'after',
+      "\nChecks: every job ended or held by BullMQ; every succeeded output and sidecar in S3, the output's sha256 and\n" +
+        "size equal to its sidecar's, the sidecar's seed, input and prediction id equal to the ledger's; the counters,\n" +
+        "spent and reserved equal to a recount of rows, settlements and reservations; and, inside the provider's\n" +
+        "retention, no prediction of the run's inputs billed without a row that knows it, none listed twice.\n" +
+        'Exit code 0 when all holds, 1 with the list of problems, 2 for a mistake (an unknown run). See docs/verify.md.' +
+        CONFIG_HINT,
+    )
+    .action(
+      async (
+        run: string,
+        flags: { json?: boolean; provider: boolean; concurrency: string; maxPredictions: string },
+      ) => {
+        const concurrency = wholeNumberFlag('--concurrency', flags.concurrency, 1, 256);
+        const maxPredictions = wholeNumberFlag('--max-predictions', flags.maxPredictions, 1, 10_000_000);
+        await withRunContext(loadConfig(), async (context) => {
+          const report = await verifyRun(context, run, {
+            concurrency,
+            maxPredictions,
+            ...(flags.provider ? {} : { provider: null }),
+          });
+          say(flags.json ? JSON.stringify(report, null, 2) : formatVerifyReport(report));
+          if (!report.ok) process.exitCode = 1;
+        });
+      },
+    );
 }
