@@ -27,8 +27,8 @@ import {
 } from './verify/ledger-checks.js';
 import { readRawLedger } from './verify/ledger-snapshot.js';
 import { checkOutputs } from './verify/output-checks.js';
-import { compareProviderPredictions, type RunInputs } from './verify/provider-checks.js';
-import { fingerprintsOf, listWindow, readPayloads } from './verify/provider-listing.js';
+import { compareProviderPredictions, type RunInputs, unlistedOfRun } from './verify/provider-checks.js';
+import { claimsOf, fingerprintsOf, listWindow, readPayloads } from './verify/provider-listing.js';
 import { accountForJobs } from './verify/queue-checks.js';
 import type {
   ProviderCheckFigures,
@@ -46,7 +46,16 @@ const DEFAULT_ATOMIC_ROW_LIMIT = 50_000;
 const DEFAULT_CLOCK_SKEW_MS = 60_000;
 
 function skipped(reason: string): ProviderCheckFigures {
-  return { state: 'skipped', reason, listed: 0, matched: 0, billed: 0, unknownUnbilled: 0, withoutInput: 0 };
+  return {
+    state: 'skipped',
+    reason,
+    listed: 0,
+    matched: 0,
+    billed: 0,
+    unknownUnbilled: 0,
+    withoutInput: 0,
+    ownedByOtherRuns: 0,
+  };
 }
 
 /** The provider to list, or why there is none: a missing token is a reason to skip, not to fail the audit. */
@@ -65,7 +74,7 @@ interface ProviderCheckInput {
   readonly context: RunContext;
   readonly options: VerifyOptions;
   readonly meta: RunMeta;
-  readonly inputs: RunInputs;
+  readonly inputs: Omit<RunInputs, 'claims'>;
   readonly nowMs: number;
 }
 
@@ -91,7 +100,15 @@ async function checkProvider(
     const message = `listing ${provider.identity.name}'s predictions failed: ${error instanceof Error ? error.message : String(error)}`;
     return { figures: skipped(message), problems: [{ kind: 'provider-unchecked', message }] };
   }
-  const comparison = compareProviderPredictions(input.inputs, listing.predictions);
+  const { context, inputs } = input;
+  const unlisted = unlistedOfRun(inputs.jobsByFingerprint, inputs.owners, listing.predictions);
+  const claims = await claimsOf(
+    context.redis,
+    context.config.prefix,
+    unlisted,
+    options.concurrency ?? DEFAULT_CONCURRENCY,
+  );
+  const comparison = compareProviderPredictions({ ...inputs, claims }, listing.predictions);
   const partial = createdMs < retainedSinceMs;
   const state = listing.truncated ? 'truncated' : partial ? 'partial' : 'ran';
   const reasons = [
@@ -114,6 +131,7 @@ async function checkProvider(
       billed: comparison.billed,
       unknownUnbilled: comparison.unknownUnbilled,
       withoutInput: comparison.withoutInput,
+      ownedByOtherRuns: comparison.ownedByOtherRuns,
     },
     problems: comparison.problems,
   };
@@ -173,6 +191,7 @@ export async function verifyRun(context: RunContext, run: string, options: Verif
         owners,
         inFlight: accounting.inFlight,
         rows: ledger.rows,
+        liveJobs: accounting.live,
       },
     });
   } finally {

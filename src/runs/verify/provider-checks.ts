@@ -17,6 +17,10 @@ export interface RunInputs {
   /** Fingerprints of creates under way (a live job's `creating` mark with no prediction id yet). */
   readonly inFlight: ReadonlySet<string>;
   readonly rows: ReadonlyMap<string, ResultRow>;
+  /** Jobs BullMQ still holds live (waiting, active, delayed): their rows may not list a prediction just created. */
+  readonly liveJobs: ReadonlySet<string>;
+  /** Prediction id → the job that claimed it (`src/queue/prediction-claims.ts`), for listed ids no row lists. */
+  readonly claims: ReadonlyMap<string, string>;
 }
 
 export interface ProviderComparison {
@@ -25,6 +29,7 @@ export interface ProviderComparison {
   readonly billed: number;
   readonly unknownUnbilled: number;
   readonly withoutInput: number;
+  readonly ownedByOtherRuns: number;
 }
 
 /** What the provider charges for, as the money rule and the simulator's billing count it. */
@@ -36,24 +41,51 @@ function listJobs(jobs: Iterable<string>): string {
   return [...jobs].sort().join(', ');
 }
 
+/**
+ * The listed predictions with this run's input that no row lists: the ones whose claim (which job owns them) must be
+ * read before they are compared, so an account-wide listing costs one claim lookup per candidate only.
+ */
+export function unlistedOfRun(
+  jobsByFingerprint: ReadonlyMap<string, readonly string[]>,
+  owners: ReadonlyMap<string, ReadonlySet<string>>,
+  predictions: Iterable<Prediction>,
+): string[] {
+  const ids: string[] = [];
+  for (const prediction of predictions) {
+    if (owners.has(prediction.id) || prediction.input === undefined || prediction.dataRemoved) continue;
+    if (jobsByFingerprint.has(inputFingerprint(prediction.input))) ids.push(prediction.id);
+  }
+  return ids;
+}
+
 export function compareProviderPredictions(inputs: RunInputs, predictions: Iterable<Prediction>): ProviderComparison {
   const problems: VerifyProblem[] = [];
   let matched = 0;
   let billed = 0;
   let unknownUnbilled = 0;
   let withoutInput = 0;
+  let ownedByOtherRuns = 0;
   const seen = new Set<string>();
   const billedByJob = new Map<string, string[]>();
   for (const prediction of predictions) {
     // A listing that pages while predictions are created may show one twice.
     if (seen.has(prediction.id)) continue;
     seen.add(prediction.id);
-    const owners = inputs.owners.get(prediction.id);
+    const claimedBy = inputs.claims.get(prediction.id);
+    // A job that just created (or adopted) it claims it before its checkpoint and row list it.
+    const owners =
+      inputs.owners.get(prediction.id) ??
+      (claimedBy !== undefined && inputs.liveJobs.has(claimedBy) ? new Set([claimedBy]) : undefined);
     const hasInput = prediction.input !== undefined && !prediction.dataRemoved;
     const fingerprint = hasInput ? inputFingerprint(prediction.input) : undefined;
     const sameInput = fingerprint === undefined ? undefined : inputs.jobsByFingerprint.get(fingerprint);
     if (owners === undefined && sameInput === undefined) {
       if (!hasInput) withoutInput += 1;
+      continue;
+    }
+    // The same input sent by another run's job (a manifest with seeds ingested twice) is that run's prediction.
+    if (owners === undefined && claimedBy !== undefined && !inputs.rows.has(claimedBy)) {
+      ownedByOtherRuns += 1;
       continue;
     }
     matched += 1;
@@ -87,7 +119,8 @@ export function compareProviderPredictions(inputs: RunInputs, predictions: Itera
       ...(jobs.length === 1 && jobs[0] !== undefined ? { jobId: jobs[0] } : {}),
       message:
         `prediction ${prediction.id} (${prediction.status}, created ${prediction.createdAt}) has the input of ` +
-        `${jobs.length === 1 ? 'job' : 'jobs'} ${listJobs(jobs)}, was billed, and no row lists it`,
+        `${jobs.length === 1 ? 'job' : 'jobs'} ${listJobs(jobs)}, was billed, and no row lists it` +
+        (claimedBy === undefined ? '' : ` (job ${claimedBy} claimed it, but its row does not list it)`),
     });
   }
   for (const [jobId, ids] of billedByJob) {
@@ -98,5 +131,5 @@ export function compareProviderPredictions(inputs: RunInputs, predictions: Itera
       message: `the provider billed ${ids.length} predictions for this job's input: ${ids.join(', ')}`,
     });
   }
-  return { problems, matched, billed, unknownUnbilled, withoutInput };
+  return { problems, matched, billed, unknownUnbilled, withoutInput, ownedByOtherRuns };
 }

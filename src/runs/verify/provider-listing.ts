@@ -8,11 +8,14 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Redis } from 'ioredis';
+import pLimit from 'p-limit';
 import { inputFingerprint } from '../../core/fingerprint.js';
 import { ledgerKeys } from '../../core/keys.js';
 import { findModel } from '../../core/models.js';
 import { type RenderJob, renderJobSchema } from '../../core/render-job.js';
 import type { ImageModelProvider, Prediction } from '../../providers/provider.js';
+import { RedisPredictionClaims } from '../../queue/prediction-claims.js';
+import { queueKeyPrefixOf } from '../../queue/render-queue.js';
 import { presignGetUrl } from '../../storage/s3.js';
 
 const SCAN_BATCH = 500;
@@ -85,4 +88,25 @@ export async function listWindow(
     predictions.push(prediction);
   }
   return { predictions, truncated: false };
+}
+
+/** The owning job of each of `predictionIds` that one claimed (`src/queue/prediction-claims.ts`), bounded in flight. */
+export async function claimsOf(
+  redis: Redis,
+  prefix: string,
+  predictionIds: readonly string[],
+  concurrency: number,
+): Promise<Map<string, string>> {
+  const claims = new RedisPredictionClaims(redis, queueKeyPrefixOf(prefix));
+  const owners = new Map<string, string>();
+  const limit = pLimit(concurrency);
+  await Promise.all(
+    predictionIds.map((id) =>
+      limit(async () => {
+        const owner = await claims.ownerOf(id);
+        if (owner !== undefined) owners.set(id, owner);
+      }),
+    ),
+  );
+  return owners;
 }

@@ -20,11 +20,19 @@ export interface QueueAccounting {
   readonly checkpointPredictions: ReadonlyMap<string, readonly string[]>;
   /** Fingerprints of creates under way in live jobs. */
   readonly inFlight: ReadonlySet<string>;
+  /** Unfinished rows' jobs that BullMQ holds live. */
+  readonly live: ReadonlySet<string>;
   /** The payloads of the jobs looked up (job id → data), for jobs whose payload the ledger did not keep. */
   readonly jobData: ReadonlyMap<string, RenderJobData>;
 }
 
 function whyNotAccounted(row: ResultRow, state: string | undefined): string {
+  if (state === undefined && row.status === 'queued') {
+    return (
+      'its row says queued, and BullMQ has no such job (an ingest that stopped between recording the rows and ' +
+      'enqueueing them?): `depthq ingest` of the same manifest enqueues it'
+    );
+  }
   if (state === undefined) return `its row says ${row.status}, and BullMQ has no such job: no worker will end it`;
   if (state === 'failed') {
     return (
@@ -48,6 +56,7 @@ export async function accountForJobs(
   const problems: VerifyProblem[] = [];
   const checkpointPredictions = new Map<string, readonly string[]>();
   const inFlight = new Set<string>();
+  const live = new Set<string>();
   const jobData = new Map<string, RenderJobData>();
   let checked = 0;
   const unfinished = [...rows].filter(([, row]) => !TERMINAL_ROW_STATUSES.has(row.status)).map(([jobId]) => jobId);
@@ -65,6 +74,7 @@ export async function accountForJobs(
           problems.push({ kind: 'job-not-accounted', jobId, message: whyNotAccounted(row, state) });
           return;
         }
+        live.add(jobId);
         const checkpoint = checkpointSchema.safeParse(job?.data.checkpoint ?? {});
         if (!checkpoint.success) return;
         checkpointPredictions.set(jobId, checkpoint.data.predictionIds);
@@ -73,5 +83,5 @@ export async function accountForJobs(
       }),
     ),
   );
-  return { problems, checked, checkpointPredictions, inFlight, jobData };
+  return { problems, checked, checkpointPredictions, inFlight, live, jobData };
 }

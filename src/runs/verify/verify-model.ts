@@ -84,6 +84,8 @@ export interface ProviderCheckFigures {
   readonly unknownUnbilled: number;
   /** Listed predictions whose input the provider no longer shows (past retention): they cannot be matched. */
   readonly withoutInput: number;
+  /** Predictions of the same input as one of this run's jobs that a job of another run claimed: not this run's. */
+  readonly ownedByOtherRuns: number;
 }
 
 export interface VerifyFigures {
