@@ -7,8 +7,8 @@
  *   node --import tsx scripts/plain-script.ts --count 400 --concurrency 40 --control controls/bench.png --prefix plain
  *
  * Endpoints and credentials come from the environment (REPLICATE_BASE_URL, REPLICATE_API_TOKEN, S3_*), as for depthq.
- * It prints one JSON line: { makespanMs, delivered, failed, firstError }, the makespan measured from the first create
- * to the last stored image, inside this process (its start-up is not counted).
+ * It prints one JSON line: { makespanMs, delivered, failed, firstError, cpuMs }, the makespan (and the CPU time) measured
+ * from the first create to the last stored image, inside this process (its start-up is not counted).
  */
 
 import { parseArgs } from 'node:util';
@@ -25,6 +25,8 @@ export interface PlainScriptResult {
   readonly delivered: number;
   readonly failed: number;
   readonly firstError: string | undefined;
+  /** CPU time this process spent from the first create to the last stored image (user + system), ms. */
+  readonly cpuMs: number;
 }
 
 const { values } = parseArgs({
@@ -82,8 +84,10 @@ async function renderOne(index: number): Promise<void> {
 
 const limit = pLimit(concurrency);
 const startedAt = performance.now();
+const cpuBefore = process.cpuUsage();
 const outcomes = await Promise.allSettled(Array.from({ length: count }, (_, index) => limit(() => renderOne(index))));
 const makespanMs = performance.now() - startedAt;
+const cpu = process.cpuUsage(cpuBefore);
 s3.destroy();
 
 const failures = outcomes.flatMap((outcome) => (outcome.status === 'rejected' ? [outcome.reason] : []));
@@ -92,6 +96,7 @@ const result: PlainScriptResult = {
   makespanMs,
   delivered: count - failures.length,
   failed: failures.length,
+  cpuMs: (cpu.user + cpu.system) / 1000,
   firstError:
     firstFailure === undefined
       ? undefined

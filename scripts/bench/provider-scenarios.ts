@@ -48,11 +48,14 @@ export const fullScenarios: readonly ProviderScenario[] = [
   { count: 300, concurrency: 100, latencyMs: 19_000, limits: 'replicate' },
 ];
 
-/** The same concurrency and latency with fewer images: about two minutes for all three, both sides. */
+/**
+ * A check in about two minutes on a quiet machine: the same concurrencies with fewer images, and L 9.5 s where the full
+ * run has 19 s (at Replicate's limits that makes the rate the bound: 100 creates at 600 a minute take 10 s).
+ */
 export const quickScenarios: readonly ProviderScenario[] = [
-  { count: 200, concurrency: 40, latencyMs: 3_000, limits: 'none' },
-  { count: 100, concurrency: 100, latencyMs: 19_000, limits: 'none' },
-  { count: 100, concurrency: 100, latencyMs: 19_000, limits: 'replicate' },
+  { count: 120, concurrency: 40, latencyMs: 3_000, limits: 'none' },
+  { count: 100, concurrency: 100, latencyMs: 9_500, limits: 'none' },
+  { count: 100, concurrency: 100, latencyMs: 9_500, limits: 'replicate' },
 ];
 
 export type Side = 'plain script' | 'depthq';
@@ -73,6 +76,12 @@ export interface SideMeasurement {
   readonly timeline: readonly TimelineSample[];
   readonly clockStartedAt: number | undefined;
   readonly inputsBilledMoreThanOnce: number;
+  /** CPU time of the client (the plain script's process, or the depthq worker process) during the makespan, ms. */
+  readonly clientCpuMs: number | undefined;
+  /** CPU time of redis-server during the makespan, ms. */
+  readonly redisCpuMs: number | undefined;
+  /** CPU time of the bench process, which hosts the simulator and s3rver, during the makespan, ms. */
+  readonly stackCpuMs: number;
   /** The 1-minute load average before the side ran (the machine is shared). */
   readonly loadBefore: number;
   readonly note: string | undefined;
@@ -91,6 +100,22 @@ export function describeScenario(scenario: ProviderScenario): string {
       ? 'no limits'
       : `Replicate's limits (${REPLICATE_LIMITS.createsPerMinute} creates/min, ${REPLICATE_LIMITS.requestsPerMinute} other/min, bursts of a tenth)`;
   return `N ${scenario.count}, C ${scenario.concurrency}, L ${scenario.latencyMs / 1000} s, ${limits}`;
+}
+
+/** A process's CPU time so far (all its threads, user + system), ms; undefined where /proc cannot say. */
+export async function processCpuMs(pid: number): Promise<number | undefined> {
+  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  // Fields after the command (which may hold spaces) start at its closing parenthesis: utime and stime are 14 and 15.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  // Linux reports clock ticks of 1/100 s (USER_HZ) on every architecture Node runs on.
+  return Number.isFinite(ticks) ? ticks * 10 : undefined;
+}
+
+/** The CPU time a process spent between two readings, or undefined when either could not be read. */
+function cpuBetween(before: number | undefined, after: number | undefined): number | undefined {
+  return before === undefined || after === undefined ? undefined : after - before;
 }
 
 export async function loadAverage(): Promise<number> {
@@ -177,6 +202,7 @@ interface PlainScriptOutput {
   readonly delivered: number;
   readonly failed: number;
   readonly firstError?: string;
+  readonly cpuMs: number;
 }
 
 function runPlainScript(stack: LocalStack, scenario: ProviderScenario): Promise<PlainScriptOutput> {
@@ -221,7 +247,12 @@ async function measurePlainScript(
 ): Promise<Omit<SideMeasurement, 'loadBefore'>> {
   const simulator = simulatorOf(stack);
   const sampler = sampleCreates(simulator.stats, Math.min(scenario.count, scenario.concurrency));
+  const redisPid = stack.redis?.pid;
+  const redisBefore = redisPid === undefined ? undefined : await processCpuMs(redisPid);
+  const stackBefore = process.cpuUsage();
   const output = await runPlainScript(stack, scenario);
+  const stackCpu = process.cpuUsage(stackBefore);
+  const redisAfter = redisPid === undefined ? undefined : await processCpuMs(redisPid);
   const firstWave = sampler.stop();
   const stats = simulator.stats();
   return {
@@ -236,6 +267,10 @@ async function measurePlainScript(
     firstWaveCreatesPerMinute: firstWave,
     timeline: sampler.samples,
     clockStartedAt: undefined,
+    clientCpuMs: output.cpuMs,
+    redisCpuMs: cpuBetween(redisBefore, redisAfter),
+    // The plain script's start-up is in this figure too (the bench process cannot tell it apart): a little high.
+    stackCpuMs: (stackCpu.user + stackCpu.system) / 1000,
     inputsBilledMoreThanOnce: stats.inputsBilledMoreThanOnce,
     note: output.failed > 0 ? `${output.failed} failed, first: ${output.firstError ?? 'no message'}` : undefined,
   };
@@ -292,6 +327,13 @@ async function measureDepthq(
     await Promise.race([ready, crashed]);
 
     const sampler = sampleCreates(simulator.stats, Math.min(scenario.count, scenario.concurrency));
+    const workerPid = fleet.workers[0]?.pid;
+    const redisPid = stack.redis?.pid;
+    const [workerBefore, redisBefore] = await Promise.all([
+      workerPid === undefined ? undefined : processCpuMs(workerPid),
+      redisPid === undefined ? undefined : processCpuMs(redisPid),
+    ]);
+    const stackBefore = process.cpuUsage();
     // The clock runs from the enqueue (rows in the ledger, jobs in the queue) to the last job's end.
     const startedAt = performance.now();
     await enqueueRenderJobs(queue, ledger, run, jobs);
@@ -303,6 +345,11 @@ async function measureDepthq(
       counters = await ledger.counters(run);
     }
     const makespanMs = performance.now() - startedAt;
+    const stackCpu = process.cpuUsage(stackBefore);
+    const [workerAfter, redisAfter] = await Promise.all([
+      workerPid === undefined ? undefined : processCpuMs(workerPid),
+      redisPid === undefined ? undefined : processCpuMs(redisPid),
+    ]);
     const firstWave = sampler.stop();
     const stats = simulator.stats();
     const ended = counters.succeeded + counters.failed + counters.flagged;
@@ -318,6 +365,9 @@ async function measureDepthq(
       firstWaveCreatesPerMinute: firstWave,
       timeline: sampler.samples,
       clockStartedAt: startedAt,
+      clientCpuMs: cpuBetween(workerBefore, workerAfter),
+      redisCpuMs: cpuBetween(redisBefore, redisAfter),
+      stackCpuMs: (stackCpu.user + stackCpu.system) / 1000,
       inputsBilledMoreThanOnce: stats.inputsBilledMoreThanOnce,
       note:
         ended < scenario.count
@@ -348,6 +398,7 @@ export async function measureSide(side: Side, scenario: ProviderScenario): Promi
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 const ratio = (value: number) => value.toFixed(2);
+const perImage = (ms: number | undefined, count: number) => (ms === undefined ? 'n/a' : (ms / count).toFixed(1));
 
 function sideCells(measured: SideMeasurement): string[] {
   const { scenario } = measured;
@@ -360,6 +411,9 @@ function sideCells(measured: SideMeasurement): string[] {
     (measured.requests / scenario.count).toFixed(2),
     String(measured.throttled),
     rate === undefined ? 'n/a' : rate === Number.POSITIVE_INFINITY ? 'all at once' : String(Math.round(rate)),
+    perImage(measured.clientCpuMs, scenario.count),
+    perImage(measured.redisCpuMs, scenario.count),
+    perImage(measured.stackCpuMs, scenario.count),
   ];
 }
 
@@ -422,6 +476,9 @@ export function providerSection(results: readonly ProviderScenarioResult[]): Ben
       'API requests / image',
       '429s',
       'first-wave creates/min',
+      'CPU ms / image: client',
+      'redis',
+      'simulator + s3rver',
       'depthq ÷ plain',
       'load (1 min)',
     ],
@@ -431,6 +488,7 @@ export function providerSection(results: readonly ProviderScenarioResult[]): Ben
       'makespan: the plain script from its first create to its last PutObject; depthq from the enqueue to the last job recorded (one worker process, concurrency C).',
       'API requests / image, 429s: the simulator counters (every /v1 request, retries and 429s included) ÷ N.',
       'first-wave creates/min: creates from the first to the min(N, C)-th, per minute (every slot wants a create then).',
+      'CPU ms / image: CPU time (user + system, all threads) during the makespan ÷ N, of the client (the plain script, or the depthq worker), of redis-server, and of the bench process that hosts the simulator and s3rver (for the plain script it includes its start-up).',
       `Images billed more than once: ${duplicates.length === 0 ? 'none, on either side' : duplicates.map((m) => `${m.side} ${m.inputsBilledMoreThanOnce}`).join(', ')}.`,
       ...notes,
     ],
