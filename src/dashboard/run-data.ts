@@ -59,14 +59,14 @@ export async function readRunDetail(
     latest.add(jobId, row);
   }
   const status = tally.statusOf(counts, meta);
-  const perMinute = completions.perMinute();
+  const perSlot = completions.perSlot();
   // An ended run's chart stops at its last completion rather than stretching to now.
-  const endMs = hasEnded(status.counts) ? Math.max(0, ...perMinute.keys()) : counts.observedAtMs;
+  const endMs = hasEnded(status.counts) ? 0 : counts.observedAtMs;
   return {
     status,
     card: runCardOf(status),
     failures: failures.groups(),
-    throughput: throughputBars(perMinute, endMs),
+    throughput: throughputBars(perSlot, endMs),
     gallery: latest.items(),
   };
 }

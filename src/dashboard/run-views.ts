@@ -158,50 +158,58 @@ export class FailureTally {
 // ---------------------------------------------------------------------------------------------------------------------
 
 const MINUTE_MS = 60_000;
+/** The finest time slot completions are counted in: a short demo run still gets a chart of several bars. */
+export const COMPLETION_SLOT_MS = 10_000;
+/** Bar widths a chart picks from: the finest that keeps the run within `maxBars`. */
+const BAR_WIDTHS_MS = [10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21_600, 43_200, 86_400].map((s) => s * 1000);
 
-/** Succeeded rows counted per minute of their `finishedAt` (the row's own record of when the image was stored). */
+/** Succeeded rows counted per 10-second slot of their `finishedAt` (the row's own record of when the image was stored). */
 export class CompletionTally {
-  readonly #perMinute = new Map<number, number>();
+  readonly #perSlot = new Map<number, number>();
 
   add(row: ResultRow): void {
     if (row.status !== 'succeeded' || row.finishedAt === undefined) return;
     const at = Date.parse(row.finishedAt);
     if (!Number.isFinite(at)) return;
-    const minute = Math.floor(at / MINUTE_MS) * MINUTE_MS;
-    this.#perMinute.set(minute, (this.#perMinute.get(minute) ?? 0) + 1);
+    const slot = Math.floor(at / COMPLETION_SLOT_MS) * COMPLETION_SLOT_MS;
+    this.#perSlot.set(slot, (this.#perSlot.get(slot) ?? 0) + 1);
   }
 
-  /** Minute start (ms since the epoch) → images finished in it. */
-  perMinute(): ReadonlyMap<number, number> {
-    return new Map(this.#perMinute);
+  /** Slot start (ms since the epoch) → images finished in it. */
+  perSlot(): ReadonlyMap<number, number> {
+    return new Map(this.#perSlot);
   }
 }
 
 export interface ThroughputBar {
   readonly startMs: number;
-  readonly minutes: number;
+  readonly widthMs: number;
   readonly images: number;
-  /** Images per minute over the bar's span. */
+  /** Images per minute over the bar's span, two decimals. */
   readonly perMinute: number;
 }
 
 /**
- * Completions per minute as at most `maxBars` bars of equal width, from the first completion to `endMs` (now, or the
- * last completion of an ended run): one minute a bar for a short run, wider bars for a long one, so the chart keeps its
- * shape whether the run took ten minutes or two days.
+ * Completions as at most `maxBars` bars of one width, from the first completion to `endMs` (now, or the last completion
+ * of an ended run): the finest of 10 s, 30 s, 1 min … 1 day that fits, so the chart keeps its shape whether the run took
+ * a minute or two days. Bars start on multiples of their width (00:05:00, 00:10:00 …).
  */
-export function throughputBars(perMinute: ReadonlyMap<number, number>, endMs: number, maxBars = 60): ThroughputBar[] {
-  if (perMinute.size === 0) return [];
-  const minutes = [...perMinute.keys()];
-  const first = Math.min(...minutes);
-  const last = Math.max(Math.max(...minutes), Math.floor(endMs / MINUTE_MS) * MINUTE_MS);
-  const spanMinutes = (last - first) / MINUTE_MS + 1;
-  const width = Math.max(1, Math.ceil(spanMinutes / maxBars));
+export function throughputBars(perSlot: ReadonlyMap<number, number>, endMs: number, maxBars = 60): ThroughputBar[] {
+  if (perSlot.size === 0) return [];
+  const slots = [...perSlot.keys()];
+  const first = Math.min(...slots);
+  const end = Math.max(Math.max(...slots) + COMPLETION_SLOT_MS, endMs);
+  const fits = (width: number) => Math.ceil(end / width) - Math.floor(first / width) <= maxBars;
+  const widthMs = BAR_WIDTHS_MS.find(fits) ?? Math.ceil((end - first) / maxBars / 86_400_000) * 86_400_000;
+  const totals = new Map<number, number>();
+  for (const [slot, images] of perSlot) {
+    const start = Math.floor(slot / widthMs) * widthMs;
+    totals.set(start, (totals.get(start) ?? 0) + images);
+  }
   const bars: ThroughputBar[] = [];
-  for (let start = first; start <= last; start += width * MINUTE_MS) {
-    let images = 0;
-    for (let minute = 0; minute < width; minute += 1) images += perMinute.get(start + minute * MINUTE_MS) ?? 0;
-    bars.push({ startMs: start, minutes: width, images, perMinute: roundTo(images / width, 2) });
+  for (let start = Math.floor(first / widthMs) * widthMs; start < end; start += widthMs) {
+    const images = totals.get(start) ?? 0;
+    bars.push({ startMs: start, widthMs, images, perMinute: roundTo((images / widthMs) * MINUTE_MS, 2) });
   }
   return bars;
 }

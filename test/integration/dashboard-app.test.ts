@@ -200,7 +200,10 @@ describe('dashboard safety', () => {
   it('puts no token, S3 secret or presigned signature on any page, event or bull-board answer', async () => {
     const shutdown = new AbortController();
     const app = dashboardFor(fixture, { signal: shutdown.signal, allowActions: true });
-    const env = { ...stack().env(), AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY };
+    const env: Record<string, string | undefined> = {
+      ...stack().env(),
+      AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY,
+    };
     expect(env.REPLICATE_API_TOKEN?.length ?? 0).toBeGreaterThanOrEqual(6);
     const texts: string[] = [];
     for (const path of [
