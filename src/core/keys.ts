@@ -374,7 +374,12 @@ export function renderOutputKey(template: string, values: OutputKeyValues): stri
     }
     segments.push(rendered);
   }
-  return validateObjectKey(segments.join('/'), `output key (from template ${JSON.stringify(template)})`);
+  const key = segments.join('/');
+  // A template without placeholders is the key itself (a row's own output_key): naming it twice says nothing more.
+  return validateObjectKey(
+    key,
+    key === template ? 'output key' : `output key (from template ${JSON.stringify(template)})`,
+  );
 }
 
 /**

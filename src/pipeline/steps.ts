@@ -61,7 +61,9 @@ const gate: Step = async (deps, job) => {
     const runState = await deps.ledger.runState(job.payload.run);
     if (runState === 'canceled') {
       const id = checkpoint.predictionId;
-      const answer = id === undefined ? undefined : await deps.provider.cancel(id, job.signal).catch(() => undefined);
+      // A cancel that fails is not swallowed: the job retries it (inside the job while it holds the prediction) rather
+      // than end while the prediction may still succeed, be billed and never be stored.
+      const answer = id === undefined ? undefined : await deps.provider.cancel(id, job.signal);
       if (answer?.status !== 'succeeded') {
         return finishCanceled(deps, job, answer === undefined ? undefined : sightingOf(answer));
       }

@@ -20,6 +20,7 @@ import { closeConnection, createWorkerConnection } from '../queue/connections.js
 import { DurableWrites, durabilityWarning } from '../queue/durability.js';
 import { holdQueueRateLimit } from '../queue/rate-limit.js';
 import {
+  createLimiterOf,
   createRenderQueue,
   queueKeyPrefixOf,
   RENDER_QUEUE_NAME,
@@ -122,7 +123,8 @@ export async function startRenderWorker(
       holdQueueRateLimit(queueConnection, {
         queueKeyPrefix: queueKeyPrefixOf(config.prefix),
         ms,
-        limiterMax: settings.createsPerMinute,
+        // What "saturated" means for the limiter the workers run with: its window's max, not the per-minute rate.
+        limiterMax: createLimiterOf(settings.createsPerMinute).max,
       }).then(() => undefined),
     logger,
     settings: pipelineSettingsOf(config, settings),
