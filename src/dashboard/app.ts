@@ -68,7 +68,7 @@ export function createDashboardApp(deps: DashboardDeps, options: DashboardOption
   app.use('*', securityHeaders());
   app.use('*', authMiddleware(options.credentials));
   // After the auth, which leaves /healthz open for probes; /metrics asks for the same credentials as the pages.
-  mountMetricsRoutes(app, deps);
+  mountMetricsRoutes(app, deps, options.onError === undefined ? {} : { onRedisError: options.onError });
 
   app.get('/assets/live.js', (c) => {
     c.header('Content-Type', 'text/javascript; charset=utf-8');
