@@ -11,6 +11,7 @@ import { finished } from 'node:stream/promises';
 import { type Command, Option } from 'commander';
 import { loadConfig } from '../config/index.js';
 import { UsageError } from '../core/errors.js';
+import { parseRunId } from '../core/keys.js';
 import { formatUsd, type Micros } from '../core/money.js';
 import { providerForConfig } from '../providers/provider-for-config.js';
 import { cancelRun } from '../runs/cancel-run.js';
@@ -97,7 +98,7 @@ export function registerRunCommands(program: Command): void {
   program
     .command('status')
     .description('where a run stands: jobs by state, spent/reserved/budget, images per minute, ETA')
-    .argument('<run>', 'the run id (`depthq runs` lists them)')
+    .argument('<run>', 'the run id (`depthq runs` lists them)', parseRunId)
     .option('--watch', 'redraw until every job has ended (a progress block on a terminal, a line per change otherwise)')
     .option('--json', 'print JSON (with --watch: one JSON object per line, on each change)')
     .option('--interval <seconds>', 'how often --watch reads the ledger', '1')
@@ -134,7 +135,7 @@ export function registerRunCommands(program: Command): void {
     .description(
       'one row per job (row id, style, status, output key, seed, prediction ids, cost, attempts, timings, error, prompt, metadata)',
     )
-    .argument('<run>', 'the run id')
+    .argument('<run>', 'the run id', parseRunId)
     .addOption(new Option('--format <format>', 'csv or JSON lines').choices(REPORT_FORMATS).default('csv'))
     .option('--out <file>', "where to write it; '-' is standard output", '-')
     .addHelpText(
@@ -159,7 +160,7 @@ export function registerRunCommands(program: Command): void {
   program
     .command('retry')
     .description('requeue jobs that failed (same seed) or were flagged (with --reseed: a new, recorded seed)')
-    .argument('<run>', 'the run id')
+    .argument('<run>', 'the run id', parseRunId)
     .option('--failed', 'jobs that failed (the default when no selection is given)')
     .option('--flagged', 'jobs the content filter refused; needs --reseed')
     .option('--reseed', "give each flagged job its next derived seed (recorded in the ledger and the output's sidecar)")
@@ -197,7 +198,7 @@ export function registerRunCommands(program: Command): void {
     .description(
       'stop spending on a run: waiting jobs removed, in-flight predictions canceled, every job recorded canceled',
     )
-    .argument('<run>', 'the run id')
+    .argument('<run>', 'the run id', parseRunId)
     .addHelpText(
       'after',
       '\nFinal: a canceled run cannot be resumed. Needs REPLICATE_API_TOKEN (and REPLICATE_BASE_URL for a simulator)\n' +
@@ -229,7 +230,7 @@ export function registerRunCommands(program: Command): void {
   program
     .command('pause')
     .description("stop starting a run's jobs (other runs on the queue go on); predictions under way finish")
-    .argument('<run>', 'the run id')
+    .argument('<run>', 'the run id', parseRunId)
     .addHelpText('after', CONFIG_HINT)
     .action(async (run: string) => {
       await withRunContext(loadConfig(), async ({ ledger, requireRun }) => {
@@ -244,7 +245,7 @@ export function registerRunCommands(program: Command): void {
   program
     .command('resume')
     .description('start a paused run again; its parked jobs are released at once')
-    .argument('<run>', 'the run id')
+    .argument('<run>', 'the run id', parseRunId)
     .addHelpText(
       'after',
       '\nA run pauses itself when Replicate refuses the account (a bad token, no credit, a model gone; `depthq status`\n' +
@@ -267,7 +268,7 @@ export function registerRunCommands(program: Command): void {
   program
     .command('budget')
     .description("raise or lower a run's budget; jobs parked over budget are released as far as the money allows")
-    .argument('<run>', 'the run id')
+    .argument('<run>', 'the run id', parseRunId)
     .argument('<usd>', 'the new budget in dollars (e.g. 25 or 1200.50), or "unlimited"')
     .addHelpText(
       'after',
@@ -298,7 +299,7 @@ export function registerRunCommands(program: Command): void {
   program
     .command('sheet')
     .description('a contact sheet of a run: index.html and grid.png with each control image beside its outputs')
-    .argument('<run>', 'the run id')
+    .argument('<run>', 'the run id', parseRunId)
     .option('--out <dir>', 'the folder to write (replaced if it holds a previous sheet)', undefined)
     .addHelpText(
       'after',
