@@ -278,7 +278,7 @@ export function formatVerifyReport(report: VerifyReport): string {
     .join(', ');
   const provider = figures.provider;
   const lines = [
-    `run ${report.run}: ${report.ok ? 'verified, no problems' : `${report.problems.length} problems`}`,
+    `run ${report.run}: ${report.ok ? 'verified, no problems' : `${report.problems.length} ${report.problems.length === 1 ? 'problem' : 'problems'}`}`,
     `  jobs: ${figures.rows} (${states || 'none'}); ${figures.jobsCheckedInQueue} unfinished checked in the queue`,
     `  outputs: ${figures.outputsChecked} objects hashed (${figures.outputBytesHashed} bytes), ` +
       `${figures.sidecarsChecked} sidecars compared`,

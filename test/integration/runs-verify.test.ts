@@ -270,7 +270,7 @@ describe('depthq verify', { timeout: 600_000 }, () => {
     await fixture.s3.send(new DeleteObjectCommand({ Bucket: fixture.bucket, Key: await outputKeyOf(fixture, jobId) }));
     const broken = await depthq(['verify', fixture.run], env);
     expect(broken.code).toBe(1);
-    expect(broken.stdout).toContain(`run ${fixture.run}: 1 problems`);
+    expect(broken.stdout).toContain(`run ${fixture.run}: 1 problem\n`);
     expect(broken.stdout).toMatch(new RegExp(`^output-missing ${jobId.replace(/[.~]/g, '\\$&')}: s3://`, 'm'));
 
     const unknown = await depthq(['verify', 'no-such-run'], env);

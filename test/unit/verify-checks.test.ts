@@ -22,6 +22,7 @@ import {
   unlistedOfRun,
 } from '../../src/runs/verify/provider-checks.js';
 import { compareOutputBytes, compareSidecar } from '../../src/runs/verify/sidecar-checks.js';
+import { formatVerifyReport } from '../../src/runs/verify-run.js';
 
 const PRICE = 50_000;
 const AT = '2026-12-02T10:00:00.000Z';
@@ -305,5 +306,50 @@ describe('the provider’s predictions against the rows', () => {
     const listed = [prediction('p1', inputA), prediction('p9', inputA), prediction('x1', { prompt: 'other' })];
     const { jobsByFingerprint, owners } = inputs();
     expect(unlistedOfRun(jobsByFingerprint, owners, listed)).toEqual(['p9']);
+  });
+});
+
+describe('the report for a person', () => {
+  it('sums up what was checked, says what was not, and gives one line per problem', () => {
+    const text = formatVerifyReport({
+      run: 'run-1',
+      ok: false,
+      checkedAt: AT,
+      problems: [{ kind: 'output-missing', jobId: 'run-1.a', message: 's3://b/a.webp does not exist' }],
+      figures: {
+        rowsByStatus: { queued: 0, succeeded: 2, failed: 1 },
+        rows: 3,
+        counters: { succeeded: 2, failed: 1, total: 3 },
+        jobsCheckedInQueue: 0,
+        outputsChecked: 1,
+        sidecarsChecked: 2,
+        outputBytesHashed: 1234,
+        spentMicros: 2 * PRICE,
+        spentRecountedMicros: 2 * PRICE,
+        reservedMicros: 0,
+        reservedRecountedMicros: 0,
+        possiblyBilledMicros: PRICE,
+        possiblyBilledSettledMicros: PRICE,
+        ledgerRead: 'atomic',
+        provider: {
+          state: 'skipped',
+          reason: 'not asked for (--no-provider)',
+          listed: 0,
+          matched: 0,
+          billed: 0,
+          unknownUnbilled: 0,
+          withoutInput: 0,
+          ownedByOtherRuns: 0,
+        },
+      },
+    });
+    expect(text.split('\n')).toEqual([
+      'run run-1: 1 problem',
+      '  jobs: 3 (2 succeeded, 1 failed); 0 unfinished checked in the queue',
+      '  outputs: 1 objects hashed (1234 bytes), 2 sidecars compared',
+      '  money: spent $0.10 (recounted $0.10), reserved $0.00 (recounted $0.00), possibly billed $0.05',
+      '  provider: not checked: not asked for (--no-provider)',
+      'output-missing run-1.a: s3://b/a.webp does not exist',
+    ]);
   });
 });
