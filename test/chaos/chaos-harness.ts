@@ -213,9 +213,16 @@ export async function runChaosScenario(scenario: ChaosScenario, seed: number): P
       driverError = error;
     });
     const deadline = started + scenario.deadlineMs;
+    let lastSnapshot = 0;
     while (!allEnded() && Date.now() < deadline && driverError === undefined) {
       await sleep(250);
       counters = await ledger.counters(run).catch(() => counters);
+      if (Date.now() - lastSnapshot >= 10_000) {
+        lastSnapshot = Date.now();
+        log(
+          `progress: ${endedOf(counters)}/${jobs.length} ended, ${counters.running} running, ${counters.queued} queued`,
+        );
+      }
     }
     const endedAt = Date.now();
     log(allEnded() ? 'every job ended' : 'deadline passed');

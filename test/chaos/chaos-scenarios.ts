@@ -17,7 +17,7 @@ export const fullScenario: ChaosScenario = {
   styles,
   plan: {
     workers: 4,
-    maxWorkerKills: 30,
+    maxWorkerKills: 24,
     killIntervalMs: { min: 1_500, max: 2_500 },
     redisCrashesAt: [0.3, 0.65],
     s3RestartsAt: [0.5],
@@ -41,7 +41,7 @@ export const shortScenario: ChaosScenario = {
   styles,
   plan: {
     workers: 3,
-    maxWorkerKills: 8,
+    maxWorkerKills: 6,
     killIntervalMs: { min: 1_500, max: 2_500 },
     redisCrashesAt: [0.4],
     s3RestartsAt: [0.6],
@@ -55,7 +55,8 @@ export const shortScenario: ChaosScenario = {
   globalConcurrency: 8,
   predictionLatencyMs: { min: 600, max: 1_200 },
   faults,
-  deadlineMs: 6 * 60_000,
+  // A loaded machine (load 18 on 2 cores) took 5 minutes: the deadline only catches a stuck job.
+  deadlineMs: 10 * 60_000,
 };
 
 /** Prints the table (and the timeline when something broke), then fails with every broken rule at once. */
@@ -71,6 +72,9 @@ export function expectChaosHeld(scenario: ChaosScenario, outcome: ChaosOutcome):
       ? []
       : [`${unfinished.length} jobs never ended:\n${unfinished.slice(0, 10).join('\n')}`]),
   ];
-  if (problems.length > 0) process.stdout.write(`timeline:\n${timeline.join('\n')}\n`);
+  // CHAOS_TIMELINE=1 prints it for a run that passed too.
+  if (problems.length > 0 || process.env.CHAOS_TIMELINE === '1') {
+    process.stdout.write(`timeline:\n${timeline.join('\n')}\n`);
+  }
   expect(problems, `seed ${figures.seed}`).toEqual([]);
 }
