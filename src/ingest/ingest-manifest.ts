@@ -41,7 +41,7 @@ import {
   enqueueRenderJobs,
   type RenderQueueSettings,
 } from '../queue/render-queue.js';
-import { CsvSyntaxError, readCsvFile, readWholeCsvFile } from './csv-records.js';
+import { CsvEncodingError, CsvSyntaxError, readCsvFile, readWholeCsvFile } from './csv-records.js';
 import { type CandidateJob, ExistingJobs } from './existing-jobs.js';
 import {
   BudgetConfirmationError,
@@ -279,17 +279,21 @@ async function readManifest(
     }
   } catch (error) {
     if (!(error instanceof CsvSyntaxError)) throw readError(undefined, manifestPath, error);
-    fileProblems.push({ file, line: error.line, message: `${error.reason} (nothing after this line was read)` });
+    const unread = error instanceof CsvEncodingError ? '' : ' (nothing after this line was read)';
+    fileProblems.push({ file, line: error.line, message: `${error.reason}${unread}` });
   }
   await flush();
   await spool.finish();
 
   if (layout === undefined) {
-    fileProblems.push({
-      file,
-      line: 1,
-      message: 'is empty: the first line must be a header, e.g. id,control_image,prompt',
-    });
+    // A file refused for its encoding has said why already.
+    if (!fileProblems.some((problem) => problem.file === file)) {
+      fileProblems.push({
+        file,
+        line: 1,
+        message: 'is empty: the first line must be a header, e.g. id,control_image,prompt',
+      });
+    }
   } else if (rows === 0 && fileProblems.length === 0) {
     fileProblems.push({ file, line: layout.headerLine, message: 'has a header but no rows: add one row per image' });
   }

@@ -5,8 +5,9 @@
  * `setRateLimit`) is one command: `SET <prefix>:<queue>:limiter 9007199254740991 PX ms` — the key the worker limiter
  * counts creates in (`QueueKeys`: `<prefix>:<queue>:limiter`). Workers stop fetching while the key's value is at least
  * the limiter's `max` and its PTTL is positive (commands/includes/getRateLimitTTL.lua). So `rateLimit(1000)` during a
- * saturated 60 s window (600 creates counted) *replaces* that window with one of 1 s, and the whole fleet bursts again
- * into an account that is already over its limit. `holdQueueRateLimit` keeps the longer of the two waits instead.
+ * longer wait in force (an earlier 429's 30 s `retry_after`, a saturated limiter window) *replaces* it with one of 1 s,
+ * and the whole fleet bursts again into an account that is already over its limit. `holdQueueRateLimit` keeps the
+ * longer of the two waits instead.
  */
 import type { Redis } from 'ioredis';
 import { type LuaScript, withLuaScripts } from './lua-scripts.js';
@@ -17,7 +18,7 @@ export interface QueueRateLimitHold {
   /** How long the queue must wait now (a 429's `retry_after`), in ms. */
   readonly ms: number;
   /**
-   * The workers' limiter `max` (`createsPerMinute`): a counter at or above it is a wait in force. BullMQ's own
+   * The workers' limiter `max` (`createLimiterOf(createsPerMinute).max`): a counter at or above it is a wait in force. BullMQ's own
    * `setGlobalRateLimit` (the queue meta's `max`) wins over it, as it does in moveToActive.
    */
   readonly limiterMax: number;

@@ -66,6 +66,34 @@ export function renderJobOptions(settings: RenderQueueSettings): Queue['defaultJ
   };
 }
 
+/** BullMQ's worker limiter: at most `max` jobs start in each window of `duration` ms, across every worker. */
+export interface CreateLimiter {
+  readonly max: number;
+  readonly duration: number;
+}
+
+/** The limiter's windows are this much longer than the rate alone asks for (see createLimiterOf). */
+const LIMITER_SLACK = 1.02;
+
+/**
+ * The limiter that lets creates out as a smooth rate with short bursts, the shape of the provider's own limit (a token
+ * bucket: "600 a minute, short bursts allowed"). BullMQ's limiter is a fixed window counted in Redis (INCR, then
+ * PEXPIRE on the first job of a window), so `{ max: 600, duration: 60_000 }` let a fleet start 600 jobs in the first
+ * second, and the provider answered 429 to all but its burst. Here the window is about a second and holds a second's
+ * share: `max` = ⌊R/60⌋ (at least 1) in `duration` = max·60000/R ms plus 2 %, so never more than 0.98·R a minute, and at
+ * most 2·max in any short span (the end of one window and the start of the next): 20 at 600/min, a third of the burst
+ * the simulator allows (src/sim/rate-limit.ts). Below 60 a minute it is one job per 60000/R ms + 2 %: the 2 % is the
+ * slack that keeps an account with a burst of 1 (6 a minute: 200 ms) clear of a 429 when a create leaves its worker a
+ * little later than the one before it. docs/queue-and-ledger.md, "The create limiter".
+ */
+export function createLimiterOf(createsPerMinute: number): CreateLimiter {
+  if (!Number.isFinite(createsPerMinute) || createsPerMinute <= 0) {
+    throw new RangeError(`createsPerMinute must be a number > 0, got ${createsPerMinute}`);
+  }
+  const max = Math.max(1, Math.floor(createsPerMinute / 60));
+  return { max, duration: Math.ceil((max * 60_000 * LIMITER_SLACK) / createsPerMinute) };
+}
+
 /** The Worker options every render worker uses; the connection and the processor are the caller's. */
 export function renderWorkerOptions(
   settings: RenderQueueSettings,
@@ -73,7 +101,7 @@ export function renderWorkerOptions(
 ): Omit<WorkerOptions, 'connection'> {
   return {
     concurrency: settings.workerConcurrency,
-    limiter: { max: settings.createsPerMinute, duration: 60_000 },
+    limiter: createLimiterOf(settings.createsPerMinute),
     lockDuration: settings.lockDurationMs,
     stalledInterval: settings.stalledIntervalMs,
     maxStalledCount: settings.maxStalledCount,

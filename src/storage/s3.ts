@@ -103,6 +103,22 @@ export async function inspectImageObject(
   };
 }
 
+/** `length` bytes of an object from `offset` (fewer at its end): a window for checks that need more than its head. */
+export async function readObjectRange(
+  client: S3Client,
+  ref: ObjectRef,
+  offset: number,
+  length: number,
+  abortSignal?: AbortSignal,
+): Promise<Uint8Array> {
+  const range = `bytes=${offset}-${offset + Math.max(1, length) - 1}`;
+  const got = await client.send(
+    new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key, Range: range }),
+    sendOptions(abortSignal),
+  );
+  return readAll(got.Body);
+}
+
 /** The sha256 of a whole object, streamed (the provenance of a control image: an ETag is not a content hash). */
 export async function sha256OfObject(
   client: S3Client,

@@ -1,0 +1,31 @@
+/**
+ * `npm run bench [-- --quick]`: every benchmark section, measured in this run on the local stack (redis-server,
+ * s3rver, the Replicate simulator), printed as one Markdown document — the tables of BENCHMARKS.md. `--quick` runs
+ * fewer images per scenario (about two minutes) for a check; the full run is what BENCHMARKS.md quotes.
+ * Progress goes to stderr, the document to stdout.
+ */
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { loadAverage, runProviderSection } from './bench/provider-scenarios.js';
+import { type BenchSection, renderSections } from './bench/table.js';
+
+const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
+const quick = values.quick;
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+const startedAt = new Date();
+const loadAtStart = await loadAverage();
+const sections: BenchSection[] = [];
+sections.push(await runProviderSection({ quick, log }));
+
+const machine: BenchSection = {
+  title: 'Machine',
+  header: [],
+  rows: [],
+  notes: [
+    `${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${os.type()} ${os.release()}`,
+    `command: npm run bench${quick ? ' -- --quick' : ''}; started ${startedAt.toISOString()}, took ${((Date.now() - startedAt.getTime()) / 1000).toFixed(0)} s`,
+    `1-minute load average at the start: ${loadAtStart} (the machine is shared; each row shows the load before it ran)`,
+  ],
+};
+process.stdout.write(renderSections([machine, ...sections]));
