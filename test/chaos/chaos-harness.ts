@@ -23,6 +23,8 @@ import {
   enqueueRenderJobs,
   type RenderJobData,
 } from '../../src/queue/render-queue.js';
+import { openRunContext } from '../../src/runs/run-context.js';
+import { type VerifyReport, verifyRun } from '../../src/runs/verify-run.js';
 import type { Faults } from '../../src/sim/index.js';
 import { putBytesObject } from '../../src/storage/s3.js';
 import { killAllWorkers } from '../helpers/worker-process.js';
@@ -140,6 +142,25 @@ async function describeUnfinished(
   return lines;
 }
 
+/**
+ * `depthq verify`'s audit of the run, the oracle: outputs and sidecars against the ledger, the ledger against a
+ * recount, and the simulator's predictions against the jobs. The faults are turned off first: the chaos is over, and
+ * the audit's listing of predictions is not what is under test.
+ */
+async function verifyAfterChaos(
+  stack: ChaosStack,
+  config: ReturnType<typeof loadConfig>,
+  run: string,
+): Promise<VerifyReport> {
+  stack.simulator.setFaults({ failureRate: 0, serverErrorRate: 0, connectionResetRate: 0 });
+  const context = await openRunContext(config, 'chaos-verify');
+  try {
+    return await verifyRun(context, run, { s3: stack.s3 });
+  } finally {
+    await context.close();
+  }
+}
+
 export async function runChaosScenario(scenario: ChaosScenario, seed: number): Promise<ChaosOutcome> {
   const started = Date.now();
   const random = seededRandom(seed);
@@ -239,6 +260,8 @@ export async function runChaosScenario(scenario: ChaosScenario, seed: number): P
     }
     await killAllWorkers();
     log('workers stopped');
+    const verify = await verifyAfterChaos(stack, loadConfig(env), run);
+    log(`depthq verify: ${verify.ok ? 'ok' : `${verify.problems.length} problems`}`);
 
     const outputs = classifyStoredKeys(
       await listKeys(stack.s3, stack.bucket, `out/${run}/`),
@@ -256,6 +279,7 @@ export async function runChaosScenario(scenario: ChaosScenario, seed: number): P
       money: await ledger.money(run),
       priceMicros: fluxDepthPro.priceMicrosPerImage,
       durationMs: endedAt - runStarted,
+      verify,
     };
     await queue.close();
     return { figures, unfinished, timeline };
