@@ -46,13 +46,18 @@ export interface ChaosScenario {
   /** How long a prediction spends processing at the simulator. */
   readonly predictionLatencyMs: { readonly min: number; readonly max: number };
   readonly faults: Pick<Faults, 'failureRate' | 'serverErrorRate' | 'connectionResetRate'>;
-  /** The run fails when its jobs have not all ended by then. */
+  /**
+   * The run is stuck, and fails, when no job has ended for this long: a job stuck forever is caught whatever the
+   * machine's load, which only makes the run slower.
+   */
+  readonly stuckAfterMs: number;
+  /** An outer bound on the whole run, however it progresses. */
   readonly deadlineMs: number;
 }
 
 export interface ChaosOutcome {
   readonly figures: ChaosFigures;
-  /** Jobs that had not ended by the deadline, with their BullMQ state and checkpoint: empty when all ended. */
+  /** Jobs that had not ended when the run stopped, with their BullMQ state and checkpoint: empty when all ended. */
   readonly unfinished: readonly string[];
   readonly timeline: readonly string[];
 }
@@ -235,9 +240,12 @@ export async function runChaosScenario(scenario: ChaosScenario, seed: number): P
     });
     const deadline = started + scenario.deadlineMs;
     let lastSnapshot = 0;
-    while (!allEnded() && Date.now() < deadline && driverError === undefined) {
+    let lastEnded = { count: 0, at: Date.now() };
+    const stuck = () => Date.now() - lastEnded.at > scenario.stuckAfterMs;
+    while (!allEnded() && Date.now() < deadline && !stuck() && driverError === undefined) {
       await sleep(250);
       counters = await ledger.counters(run).catch(() => counters);
+      if (endedOf(counters) > lastEnded.count) lastEnded = { count: endedOf(counters), at: Date.now() };
       if (Date.now() - lastSnapshot >= 10_000) {
         lastSnapshot = Date.now();
         log(
@@ -246,8 +254,8 @@ export async function runChaosScenario(scenario: ChaosScenario, seed: number): P
       }
     }
     const endedAt = Date.now();
-    log(allEnded() ? 'every job ended' : 'deadline passed');
-    // Past the deadline the driver is told to stop after its current round.
+    log(allEnded() ? 'every job ended' : stuck() ? `no job ended for ${scenario.stuckAfterMs} ms` : 'deadline passed');
+    // A run that did not end tells the driver to stop after its current round.
     abandoned = true;
     await driving.catch(() => undefined);
     const unfinished = allEnded() ? [] : await describeUnfinished(queue, ledger, run, jobs);
