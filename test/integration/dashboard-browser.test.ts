@@ -25,7 +25,7 @@ import { useLocalStack } from '../helpers/stack.js';
 const SCREENSHOTS = path.resolve(import.meta.dirname, '../../.tmp/screenshots');
 /** Long enough for each render to be seen on the page (a worker of 2 renders 10 jobs in five or more waves). */
 const stack = useLocalStack({
-  simulator: { startDelayMs: { min: 200, max: 400 }, latencyMs: { min: 1200, max: 2000 }, outputMaxSide: 256 },
+  simulator: { startDelayMs: { min: 200, max: 400 }, latencyMs: { min: 2000, max: 3000 }, outputMaxSide: 256 },
 });
 const { fixtures, workers } = useRenderRunCleanup();
 
