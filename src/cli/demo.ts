@@ -79,7 +79,7 @@ export function registerDemoCommand(program: Command): void {
         'and output key and the total spend; copies everything into --out with an index.html contact sheet.\n' +
         'The --out folder is replaced on every run, so it must be new, empty, or a previous demo output.\n' +
         'Nothing is left running afterwards, also after Ctrl-C. Your REDIS_URL, S3 and Replicate settings are ignored.\n' +
-        'With --dashboard it prints the address of the run\'s dashboard page, watchable while the run renders, and keeps\n' +
+        "With --dashboard it prints the address of the run's dashboard page, watchable while the run renders, and keeps\n" +
         'the dashboard and the stack up after the run until Ctrl-C.',
     )
     .action(async (flags: DemoFlags) => {

@@ -16,7 +16,7 @@ import { loadConfig } from '../config/index.js';
 import { DepthqError } from '../core/errors.js';
 import { defaultOutputKeyTemplate, sidecarKeyOf } from '../core/keys.js';
 import { formatUsd, type Micros, usdToMicros } from '../core/money.js';
-import { type RunningDashboard, startDashboardServer } from '../dashboard/server.js';
+import type { RunningDashboard } from '../dashboard/server.js';
 import { type ResultRow, RunLedger } from '../ledger/run-ledger.js';
 import { makeControlImages } from '../local/control-images/index.js';
 import { type LocalStack, startLocalStack } from '../local/stack.js';
@@ -398,6 +398,8 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRes
         );
         throwIfInterrupted(io.signal);
         if (options.dashboardPort !== undefined) {
+          // Loaded only when asked for: bull-board and Hono are not part of a plain demo's start.
+          const { startDashboardServer } = await import('../dashboard/server.js');
           dashboard = await startDashboardServer({ config, port: options.dashboardPort, s3 });
           dashboardUrl = `${dashboard.url}/runs/${run}`;
           say(`Dashboard: ${dashboardUrl} (live while the run renders; bull-board at ${dashboard.url}/queues)`);
