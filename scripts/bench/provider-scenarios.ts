@@ -40,6 +40,8 @@ export interface ProviderScenario {
   readonly concurrency: number;
   readonly latencyMs: number;
   readonly limits: ProviderLimits;
+  /** depthq's worker processes, C/workers in flight each. @defaultValue 1 */
+  readonly workers?: number;
 }
 
 export const fullScenarios: readonly ProviderScenario[] = [
@@ -102,6 +104,12 @@ export function describeScenario(scenario: ProviderScenario): string {
   return `N ${scenario.count}, C ${scenario.concurrency}, L ${scenario.latencyMs / 1000} s, ${limits}`;
 }
 
+/** The depthq side's label: its worker processes when there are several. */
+function depthqLabel(scenario: ProviderScenario): string {
+  const workers = scenario.workers ?? 1;
+  return workers === 1 ? 'depthq' : `depthq, ${workers} workers × ${Math.ceil(scenario.concurrency / workers)}`;
+}
+
 /** A process's CPU time so far (all its threads, user + system), ms; undefined where /proc cannot say. */
 export async function processCpuMs(pid: number): Promise<number | undefined> {
   const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
@@ -111,6 +119,12 @@ export async function processCpuMs(pid: number): Promise<number | undefined> {
   const ticks = Number(fields[11]) + Number(fields[12]);
   // Linux reports clock ticks of 1/100 s (USER_HZ) on every architecture Node runs on.
   return Number.isFinite(ticks) ? ticks * 10 : undefined;
+}
+
+/** The CPU time of several processes so far, ms; undefined when any could not be read. */
+async function totalCpuMs(pids: readonly number[]): Promise<number | undefined> {
+  const each = await Promise.all(pids.map(processCpuMs));
+  return each.some((ms) => ms === undefined) ? undefined : each.reduce<number>((sum, ms) => sum + (ms ?? 0), 0);
 }
 
 /** The CPU time a process spent between two readings, or undefined when either could not be read. */
@@ -316,10 +330,15 @@ async function measureDepthq(
       output: { bucket, prefix: run },
     }),
   );
-  const fleet = await startWorkerProcesses({ count: 1, env, concurrency: scenario.concurrency });
+  const workers = scenario.workers ?? 1;
+  const fleet = await startWorkerProcesses({
+    count: workers,
+    env,
+    concurrency: Math.ceil(scenario.concurrency / workers),
+  });
   try {
     const ready = (async () => {
-      while ((await queue.getWorkersCount()) < 1) await sleep(100);
+      while ((await queue.getWorkersCount()) < workers) await sleep(100);
     })();
     const crashed = fleet.unexpectedExit.then((exit) => {
       throw new Error(`the depthq worker exited (${exit.code ?? exit.signal}) before it was ready: ${exit.output}`);
@@ -327,10 +346,10 @@ async function measureDepthq(
     await Promise.race([ready, crashed]);
 
     const sampler = sampleCreates(simulator.stats, Math.min(scenario.count, scenario.concurrency));
-    const workerPid = fleet.workers[0]?.pid;
+    const workerPids = fleet.workers.map((worker) => worker.pid);
     const redisPid = stack.redis?.pid;
     const [workerBefore, redisBefore] = await Promise.all([
-      workerPid === undefined ? undefined : processCpuMs(workerPid),
+      totalCpuMs(workerPids),
       redisPid === undefined ? undefined : processCpuMs(redisPid),
     ]);
     const stackBefore = process.cpuUsage();
@@ -347,7 +366,7 @@ async function measureDepthq(
     const makespanMs = performance.now() - startedAt;
     const stackCpu = process.cpuUsage(stackBefore);
     const [workerAfter, redisAfter] = await Promise.all([
-      workerPid === undefined ? undefined : processCpuMs(workerPid),
+      totalCpuMs(workerPids),
       redisPid === undefined ? undefined : processCpuMs(redisPid),
     ]);
     const firstWave = sampler.stop();
@@ -455,7 +474,7 @@ export function providerSection(results: readonly ProviderScenarioResult[]): Ben
     const vsPlain = ratio(depthq.makespanMs / plain.makespanMs);
     return [
       [label, bound, 'plain script', ...sideCells(plain), '', String(plain.loadBefore)],
-      [label, bound, 'depthq', ...sideCells(depthq), vsPlain, String(depthq.loadBefore)],
+      [label, bound, depthqLabel(scenario), ...sideCells(depthq), vsPlain, String(depthq.loadBefore)],
     ];
   });
   const notes = results.flatMap(({ scenario, plain, depthq }) =>
@@ -485,7 +504,7 @@ export function providerSection(results: readonly ProviderScenarioResult[]): Ben
     rows,
     notes: [
       'bound = max(N·L/C, N/R): N images, model latency L, C in flight, R creates a second (Replicate: 600/min).',
-      'makespan: the plain script from its first create to its last PutObject; depthq from the enqueue to the last job recorded (one worker process, concurrency C).',
+      'makespan: the plain script from its first create to its last PutObject; depthq from the enqueue to the last job recorded (one worker process at concurrency C unless the side says otherwise; its CPU is the sum of its workers).',
       'API requests / image, 429s: the simulator counters (every /v1 request, retries and 429s included) ÷ N.',
       'first-wave creates/min: creates from the first to the min(N, C)-th, per minute (every slot wants a create then).',
       'CPU ms / image: CPU time (user + system, all threads) during the makespan ÷ N, of the client (the plain script, or the depthq worker), of redis-server, and of the bench process that hosts the simulator and s3rver (for the plain script it includes its start-up).',
@@ -498,8 +517,14 @@ export function providerSection(results: readonly ProviderScenarioResult[]): Ben
 /** The provider section of `npm run bench`. */
 export async function runProviderSection(options: {
   quick: boolean;
+  /** depthq's worker processes in every scenario. @defaultValue 1 */
+  workers?: number;
   log?: (line: string) => void;
 }): Promise<BenchSection> {
-  const results = await measureProviderScenarios(options.quick ? quickScenarios : fullScenarios, options.log);
+  const scenarios = (options.quick ? quickScenarios : fullScenarios).map((scenario) => ({
+    ...scenario,
+    workers: options.workers ?? 1,
+  }));
+  const results = await measureProviderScenarios(scenarios, options.log);
   return providerSection(results);
 }
