@@ -7,7 +7,8 @@
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { loadAverage, runProviderSection } from './bench/provider-scenarios.js';
+import { loadAverage } from './bench/machine.js';
+import { runProviderSection } from './bench/provider-scenarios.js';
 import { type BenchSection, renderSections } from './bench/table.js';
 
 const { values } = parseArgs({
