@@ -11,7 +11,7 @@ const CONCURRENCY = 64;
 const OUTPUT_BYTES = 8 * 1024 * 1024;
 
 export async function runMemorySection(options: { quick: boolean }): Promise<BenchSection> {
-  const jobs = options.quick ? CONCURRENCY : 4 * CONCURRENCY;
+  const jobs = options.quick ? CONCURRENCY : 2 * CONCURRENCY;
   const bench = await startBenchStack({ outputMinBytes: OUTPUT_BYTES });
   try {
     const pass = await measurePass(bench, { kind: 'depthq', jobs, processes: 1, concurrency: CONCURRENCY });

@@ -4,8 +4,8 @@
  *   - a bare BullMQ Worker whose processor does nothing (the floor any BullMQ-based system pays), and
  *   - depthq's render worker: reserve, fenced checkpoints, create and await on the simulator, the output streamed into
  *     S3, the sidecar, the result row and the settlement,
- * each in its own process at the same concurrency, on the same Redis, interleaved in the same run (bare, depthq, bare,
- * depthq …) so that the load other programs put on the machine falls on both alike. The simulator answers at once and
+ * each in its own process at the same concurrency, on the same Redis, interleaved in the same run (bare, depthq,
+ * bare) so that the load other programs put on the machine falls on both alike. The simulator answers at once and
  * its outputs are small (64 px), so what is left is orchestration.
  */
 import { formatNumber, machineNote } from './processes.js';
@@ -26,15 +26,12 @@ const workerCpuPerImage = (pass: PassFigures) =>
     pass,
     totalOf(pass, (worker) => worker.cpuMs),
   );
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
-};
+const mean = (values: readonly number[]): number =>
+  values.length === 0 ? 0 : values.reduce((sum, value) => sum + value, 0) / values.length;
 
-function passRow(name: string, round: number, pass: PassFigures): string[] {
+function passRow(name: string, when: string, pass: PassFigures): string[] {
   return [
-    `${name}, round ${round}`,
+    when === '' ? name : `${name} (${when})`,
     formatNumber(pass.jobs),
     formatNumber(imagesPerSecond(pass), 0),
     formatNumber(workerCpuPerImage(pass), 2),
@@ -55,18 +52,20 @@ function commandMix(pass: PassFigures): string {
 
 export async function measureOrchestration(options: { quick: boolean }): Promise<OrchestrationFigures> {
   const jobs = options.quick ? 500 : 5_000;
-  const rounds = options.quick ? 1 : 2;
   const bench = await startBenchStack();
   const bare: PassFigures[] = [];
   const depthq: PassFigures[] = [];
+  const pass = (kind: 'bare' | 'depthq', count: number) =>
+    measurePass(bench, { kind, jobs: count, processes: 1, concurrency: CONCURRENCY });
   try {
     // A short warm-up of each, unmeasured: the simulator's renderer, s3rver's first writes, the page cache.
-    await measurePass(bench, { kind: 'bare', jobs: 50, processes: 1, concurrency: CONCURRENCY });
-    await measurePass(bench, { kind: 'depthq', jobs: 50, processes: 1, concurrency: CONCURRENCY });
-    for (let round = 0; round < rounds; round++) {
-      bare.push(await measurePass(bench, { kind: 'bare', jobs, processes: 1, concurrency: CONCURRENCY }));
-      depthq.push(await measurePass(bench, { kind: 'depthq', jobs, processes: 1, concurrency: CONCURRENCY }));
-    }
+    await pass('bare', 50);
+    await pass('depthq', 50);
+    // depthq's pass is bracketed by two bare ones: a change in the machine's load during it shows as two different
+    // bare figures.
+    bare.push(await pass('bare', jobs));
+    depthq.push(await pass('depthq', jobs));
+    bare.push(await pass('bare', jobs));
   } finally {
     await bench.stop();
   }
@@ -76,17 +75,17 @@ export async function measureOrchestration(options: { quick: boolean }): Promise
 export function orchestrationSection(figures: OrchestrationFigures): BenchSection {
   const rows: string[][] = [];
   figures.bare.forEach((pass, index) => {
-    rows.push(passRow('bare BullMQ, no-op processor', index + 1, pass));
+    rows.push(passRow('bare BullMQ, no-op processor', index === 0 ? 'before' : 'after', pass));
     const depthq = figures.depthq[index];
-    if (depthq !== undefined) rows.push(passRow('depthq render worker', index + 1, depthq));
+    if (depthq !== undefined) rows.push(passRow('depthq render worker', '', depthq));
   });
-  const bareRate = median(figures.bare.map(imagesPerSecond));
-  const depthqRate = median(figures.depthq.map(imagesPerSecond));
-  const bareCpu = median(figures.bare.map(workerCpuPerImage));
-  const depthqCpu = median(figures.depthq.map(workerCpuPerImage));
+  const bareRate = mean(figures.bare.map(imagesPerSecond));
+  const depthqRate = mean(figures.depthq.map(imagesPerSecond));
+  const bareCpu = mean(figures.bare.map(workerCpuPerImage));
+  const depthqCpu = mean(figures.depthq.map(workerCpuPerImage));
   const last = figures.depthq.at(-1);
   rows.push([
-    'depthq ÷ bare (medians)',
+    'depthq ÷ bare (bare: the mean of its passes)',
     '',
     `${formatNumber(depthqRate / bareRate, 2)}×`,
     `${formatNumber(depthqCpu / bareCpu, 1)}×`,
@@ -116,7 +115,7 @@ export function orchestrationSection(figures: OrchestrationFigures): BenchSectio
       'Redis commands/image: every command Redis ran (`INFO commandstats`, reset before each pass), the commands ' +
         'inside Lua scripts included, divided by the jobs; Lua scripts/image counts the EVALSHA calls alone. ' +
         'Redis CPU µs/image: redis-server’s used_cpu_user + used_cpu_sys over the pass, divided by the jobs.',
-      `Targets: ≤ 5 ms worker CPU per image (median measured: ${formatNumber(depthqCpu, 2)} ms); ≥ 0.3× the bare ` +
+      `Targets: ≤ 5 ms worker CPU per image (measured: ${formatNumber(depthqCpu, 2)} ms); ≥ 0.3× the bare ` +
         `no-op throughput (measured: ${formatNumber(depthqRate / bareRate, 2)}×).`,
       ...(last === undefined ? [] : [`depthq’s most frequent commands per image: ${commandMix(last)}.`]),
       machineNote(),

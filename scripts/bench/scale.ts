@@ -11,7 +11,7 @@ const CONCURRENCY = 16;
 const PROCESS_COUNTS = [1, 2, 4] as const;
 
 export async function runScaleSection(options: { quick: boolean }): Promise<BenchSection> {
-  const jobs = options.quick ? 300 : 2_000;
+  const jobs = options.quick ? 300 : 1_000;
   const bench = await startBenchStack();
   const passes: Array<{ readonly processes: number; readonly pass: PassFigures }> = [];
   try {
