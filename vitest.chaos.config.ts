@@ -10,7 +10,7 @@ export default defineConfig({
     include: ['test/chaos/**/*.test.ts'],
     environment: 'node',
     pool: 'forks',
-    testTimeout: 30 * 60_000,
+    testTimeout: 70 * 60_000,
     hookTimeout: 120_000,
     globalSetup: ['test/helpers/global-setup.ts'],
   },

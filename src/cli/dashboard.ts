@@ -5,7 +5,6 @@
  */
 import type { Command } from 'commander';
 import { loadConfig } from '../config/index.js';
-import { startDashboardServer } from '../dashboard/server.js';
 import { createLogger } from '../logging/logger.js';
 import { nonEmptyFlag, wholeNumberFlag } from './flags.js';
 
@@ -38,6 +37,8 @@ export function registerDashboardCommand(program: Command): void {
       const host = nonEmptyFlag('--host', flags.host, 'an address such as 127.0.0.1 or 0.0.0.0');
       const config = loadConfig();
       const logger = createLogger(config, { component: 'dashboard' });
+      // Loaded here, not at the top: bull-board, Hono and sharp would slow the start of every other command.
+      const { startDashboardServer } = await import('../dashboard/server.js');
       const dashboard = await startDashboardServer({
         config,
         host,

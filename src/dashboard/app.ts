@@ -56,7 +56,10 @@ export interface DashboardOptions {
 export function createDashboardApp(deps: DashboardDeps, options: DashboardOptions): Hono {
   // bull-board's routes are registered with and without a trailing slash only under a non-strict router.
   const app = new Hono({ strict: false });
-  const data = new RunDataCache(deps.ledger, options.data);
+  const data = new RunDataCache(deps.ledger, {
+    ...options.data,
+    ...(options.onError === undefined ? {} : { onBackgroundError: options.onError }),
+  });
   const thumbnails = { ledger: deps.ledger, s3: deps.s3, cache: new ThumbnailCache() };
   const notices = new NoticeBoard();
   const live = {

@@ -4,6 +4,7 @@
  * open pages, then the socket, then the queue and Redis.
  */
 import type { AddressInfo } from 'node:net';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { serve } from '@hono/node-server';
 import type { Config } from '../config/index.js';
 import { UsageError } from '../core/errors.js';
@@ -23,6 +24,9 @@ export interface DashboardServerOptions {
   readonly allowActions?: boolean;
   readonly liveIntervalMs?: number;
   readonly logger?: Logger;
+  /** The S3 client thumbnails are read with, owned by the caller (the demo's, which carries s3rver's keys); by default
+   * one from config and the SDK's credential chain, closed with the server. */
+  readonly s3?: S3Client;
 }
 
 export interface RunningDashboard {
@@ -41,7 +45,8 @@ export async function startDashboardServer(options: DashboardServerOptions): Pro
   // Refuses before opening anything: a refused start leaves nothing to close.
   const credentials = credentialsFor(host, options.config.dashboard);
   const context = await openRunContext(options.config, 'depthq-dashboard');
-  const s3 = s3ClientForConfig(options.config);
+  const ownS3 = options.s3 === undefined;
+  const s3 = options.s3 ?? s3ClientForConfig(options.config);
   const shutdown = new AbortController();
   const logger = options.logger;
   const app = createDashboardApp(
@@ -70,7 +75,7 @@ export async function startDashboardServer(options: DashboardServerOptions): Pro
       listening.once('error', reject);
     });
   } catch (error) {
-    s3.destroy();
+    if (ownS3) s3.destroy();
     await context.close();
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
@@ -95,7 +100,7 @@ export async function startDashboardServer(options: DashboardServerOptions): Pro
             server.closeAllConnections();
           }
         });
-        s3.destroy();
+        if (ownS3) s3.destroy();
         await context.close();
       })();
       return closing;

@@ -1,6 +1,6 @@
 /**
- * The chaos driver: a bounded loop that, while jobs remain, SIGKILLs a random ready worker every ~2 s and starts its
- * replacement, crashes redis-server and restarts s3rver when the run reaches the planned shares of its jobs, and fires
+ * The chaos driver: a bounded loop that, while jobs remain, SIGKILLs a random ready worker every ~2 s (never ahead of
+ * the run's progress, see `maxWorkerKills`) and starts its replacement, crashes redis-server and restarts s3rver when the run reaches the planned shares of its jobs, and fires
  * bursts of 429s. Every choice comes from one seeded PRNG, so a failing run can be replayed with its seed (the timing of
  * a loaded machine still differs between runs; the choices do not).
  *
@@ -14,7 +14,10 @@ import type { ChaosStack } from './chaos-stack.js';
 export interface ChaosPlan {
   /** Worker processes kept running. */
   readonly workers: number;
-  /** Worker SIGKILLs at most (the loop is bounded); the run asserts at least `minWorkerKills` happened. */
+  /**
+   * Worker SIGKILLs at most (the loop is bounded), one per round at most, the n-th once n/max of 90% of the jobs have
+   * ended; the run asserts at least `minWorkerKills` happened.
+   */
   readonly maxWorkerKills: number;
   /** Time between two worker kills, drawn uniformly from [min, max] ms. */
   readonly killIntervalMs: { readonly min: number; readonly max: number };
@@ -142,7 +145,11 @@ export async function driveChaos(inputs: DriverInputs): Promise<void> {
     await sleep(min + random() * (max - min));
     if (finished()) break;
     pool.reviveExited();
-    if (events.workerKills < plan.maxWorkerKills && (await pool.killRandomReady(random))) events.workerKills += 1;
+    // Kills are spread over the first 90% of the jobs: a slow machine does not spend them all early, a fast one does
+    // not finish the run before they happen.
+    const killDue =
+      events.workerKills < plan.maxWorkerKills && progress() >= (0.9 * events.workerKills) / plan.maxWorkerKills;
+    if (killDue && (await pool.killRandomReady(random))) events.workerKills += 1;
     if (due(plan.throttleBurstsAt, events.throttleBursts)) {
       stack.simulator.throttleNext(plan.burstSize, 1);
       events.throttleBursts += 1;

@@ -6,6 +6,7 @@ import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { sidecarKeyOf } from '../../src/core/keys.js';
 import { type BudgetState, costOf, formatUsd, type Micros } from '../../src/core/money.js';
 import type { RunCounters } from '../../src/ledger/run-ledger.js';
+import type { VerifyReport } from '../../src/runs/verify-run.js';
 import type { SimulatorStats } from '../../src/sim/index.js';
 import type { ChaosEvents } from './chaos-driver.js';
 
@@ -27,6 +28,8 @@ export interface ChaosFigures {
   readonly money: BudgetState;
   readonly priceMicros: Micros;
   readonly durationMs: number;
+  /** `depthq verify`'s report on the run, taken after the workers were stopped. */
+  readonly verify: VerifyReport;
 }
 
 export function billedCostOf(figures: ChaosFigures): Micros {
@@ -100,11 +103,23 @@ export function formatChaosTable(figures: ChaosFigures): string {
     ['ledger spent', formatUsd(money.spent)],
     ['billed images × price', formatUsd(billedCostOf(figures))],
     ['ledger reserved / possibly billed', `${formatUsd(money.reserved)} / ${formatUsd(money.possiblyBilled)}`],
+    ['depthq verify', verifySummary(figures.verify)],
     ['duration', seconds(figures.durationMs)],
   ];
   const width = Math.max(...rows.map(([name]) => name.length));
   const rule = '-'.repeat(width + 2 + Math.max(...rows.map(([, value]) => value.length)));
   return [rule, ...rows.map(([name, value]) => `${name.padEnd(width)}  ${value}`), rule].join('\n');
+}
+
+function verifySummary(report: VerifyReport): string {
+  const { figures } = report;
+  const provider = figures.provider;
+  const checked =
+    `${figures.outputsChecked} outputs hashed, ${figures.sidecarsChecked} sidecars; provider ` +
+    (provider.state === 'skipped'
+      ? `not checked (${provider.reason ?? 'skipped'})`
+      : `${provider.state}: ${provider.matched} predictions matched, ${provider.billed} billed`);
+  return `${report.ok ? 'ok' : `${report.problems.length} problems`} (${checked})`;
 }
 
 function otherJobs(counters: RunCounters): number {
@@ -151,6 +166,12 @@ export function chaosProblems(figures: ChaosFigures, minimum: ChaosProblemsMinim
   );
   check(money.reserved === 0, `ledger still reserves ${money.reserved} µ$`);
   check(money.possiblyBilled === 0, `ledger counts ${money.possiblyBilled} µ$ possibly billed`);
+  check(figures.verify.ok, `depthq verify found ${figures.verify.problems.length} problems`);
+  for (const problem of figures.verify.problems.slice(0, 20)) {
+    const subject = problem.jobId ?? problem.predictionId;
+    problems.push(`  verify ${problem.kind}${subject === undefined ? '' : ` ${subject}`}: ${problem.message}`);
+  }
+  check(figures.verify.figures.provider.state === 'ran', `verify did not list the provider's predictions in full`);
   const crashes = events.unplannedExits.filter((exit) => exit.exit.code !== 2);
   check(
     crashes.length === 0,

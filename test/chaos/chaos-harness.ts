@@ -23,6 +23,8 @@ import {
   enqueueRenderJobs,
   type RenderJobData,
 } from '../../src/queue/render-queue.js';
+import { openRunContext } from '../../src/runs/run-context.js';
+import { type VerifyReport, verifyRun } from '../../src/runs/verify-run.js';
 import type { Faults } from '../../src/sim/index.js';
 import { putBytesObject } from '../../src/storage/s3.js';
 import { killAllWorkers } from '../helpers/worker-process.js';
@@ -44,13 +46,18 @@ export interface ChaosScenario {
   /** How long a prediction spends processing at the simulator. */
   readonly predictionLatencyMs: { readonly min: number; readonly max: number };
   readonly faults: Pick<Faults, 'failureRate' | 'serverErrorRate' | 'connectionResetRate'>;
-  /** The run fails when its jobs have not all ended by then. */
+  /**
+   * The run is stuck, and fails, when no job has ended for this long: a job stuck forever is caught whatever the
+   * machine's load, which only makes the run slower.
+   */
+  readonly stuckAfterMs: number;
+  /** An outer bound on the whole run, however it progresses. */
   readonly deadlineMs: number;
 }
 
 export interface ChaosOutcome {
   readonly figures: ChaosFigures;
-  /** Jobs that had not ended by the deadline, with their BullMQ state and checkpoint: empty when all ended. */
+  /** Jobs that had not ended when the run stopped, with their BullMQ state and checkpoint: empty when all ended. */
   readonly unfinished: readonly string[];
   readonly timeline: readonly string[];
 }
@@ -140,6 +147,25 @@ async function describeUnfinished(
   return lines;
 }
 
+/**
+ * `depthq verify`'s audit of the run, the oracle: outputs and sidecars against the ledger, the ledger against a
+ * recount, and the simulator's predictions against the jobs. The faults are turned off first: the chaos is over, and
+ * the audit's listing of predictions is not what is under test.
+ */
+async function verifyAfterChaos(
+  stack: ChaosStack,
+  config: ReturnType<typeof loadConfig>,
+  run: string,
+): Promise<VerifyReport> {
+  stack.simulator.setFaults({ failureRate: 0, serverErrorRate: 0, connectionResetRate: 0 });
+  const context = await openRunContext(config, 'chaos-verify');
+  try {
+    return await verifyRun(context, run, { s3: stack.s3 });
+  } finally {
+    await context.close();
+  }
+}
+
 export async function runChaosScenario(scenario: ChaosScenario, seed: number): Promise<ChaosOutcome> {
   const started = Date.now();
   const random = seededRandom(seed);
@@ -213,13 +239,23 @@ export async function runChaosScenario(scenario: ChaosScenario, seed: number): P
       driverError = error;
     });
     const deadline = started + scenario.deadlineMs;
-    while (!allEnded() && Date.now() < deadline && driverError === undefined) {
+    let lastSnapshot = 0;
+    let lastEnded = { count: 0, at: Date.now() };
+    const stuck = () => Date.now() - lastEnded.at > scenario.stuckAfterMs;
+    while (!allEnded() && Date.now() < deadline && !stuck() && driverError === undefined) {
       await sleep(250);
       counters = await ledger.counters(run).catch(() => counters);
+      if (endedOf(counters) > lastEnded.count) lastEnded = { count: endedOf(counters), at: Date.now() };
+      if (Date.now() - lastSnapshot >= 10_000) {
+        lastSnapshot = Date.now();
+        log(
+          `progress: ${endedOf(counters)}/${jobs.length} ended, ${counters.running} running, ${counters.queued} queued`,
+        );
+      }
     }
     const endedAt = Date.now();
-    log(allEnded() ? 'every job ended' : 'deadline passed');
-    // Past the deadline the driver is told to stop after its current round.
+    log(allEnded() ? 'every job ended' : stuck() ? `no job ended for ${scenario.stuckAfterMs} ms` : 'deadline passed');
+    // A run that did not end tells the driver to stop after its current round.
     abandoned = true;
     await driving.catch(() => undefined);
     const unfinished = allEnded() ? [] : await describeUnfinished(queue, ledger, run, jobs);
@@ -232,6 +268,8 @@ export async function runChaosScenario(scenario: ChaosScenario, seed: number): P
     }
     await killAllWorkers();
     log('workers stopped');
+    const verify = await verifyAfterChaos(stack, loadConfig(env), run);
+    log(`depthq verify: ${verify.ok ? 'ok' : `${verify.problems.length} problems`}`);
 
     const outputs = classifyStoredKeys(
       await listKeys(stack.s3, stack.bucket, `out/${run}/`),
@@ -249,6 +287,7 @@ export async function runChaosScenario(scenario: ChaosScenario, seed: number): P
       money: await ledger.money(run),
       priceMicros: fluxDepthPro.priceMicrosPerImage,
       durationMs: endedAt - runStarted,
+      verify,
     };
     await queue.close();
     return { figures, unfinished, timeline };

@@ -15,6 +15,6 @@ describe('chaos: the full run', () => {
       const outcome = await runChaosScenario(fullScenario, chaosSeed());
       expectChaosHeld(fullScenario, outcome);
     },
-    30 * 60_000,
+    70 * 60_000,
   );
 });

@@ -16,6 +16,6 @@ describe('chaos: the short run', () => {
       const outcome = await runChaosScenario(shortScenario, chaosSeed());
       expectChaosHeld(shortScenario, outcome);
     },
-    8 * 60_000,
+    22 * 60_000,
   );
 });

@@ -25,7 +25,7 @@ import { useLocalStack } from '../helpers/stack.js';
 const SCREENSHOTS = path.resolve(import.meta.dirname, '../../.tmp/screenshots');
 /** Long enough for each render to be seen on the page (a worker of 2 renders 10 jobs in five or more waves). */
 const stack = useLocalStack({
-  simulator: { startDelayMs: { min: 200, max: 400 }, latencyMs: { min: 1200, max: 2000 }, outputMaxSide: 256 },
+  simulator: { startDelayMs: { min: 200, max: 400 }, latencyMs: { min: 2000, max: 3000 }, outputMaxSide: 256 },
 });
 const { fixtures, workers } = useRenderRunCleanup();
 
@@ -112,7 +112,7 @@ describe('dashboard in a browser', () => {
     const seenMidRun = await succeededOnPage(page, fixture.run);
     const counters = await fixture.ledger.counters(fixture.run);
     // Caught while the run was still going: the page advanced by itself, not because it loaded at the end.
-    await page.screenshot({ path: path.join(SCREENSHOTS, 'dashboard-runs.png'), fullPage: true });
+    await page.locator('body').screenshot({ path: path.join(SCREENSHOTS, 'dashboard-runs.png') });
     expect(seenMidRun).toBeGreaterThanOrEqual(2);
     expect(counters.succeeded + counters.failed).toBeLessThan(10);
     await waitForCounters(fixture.ledger, fixture.run, (c) => c.succeeded + c.failed === 10, 180_000);

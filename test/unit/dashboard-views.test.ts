@@ -9,6 +9,7 @@ import { runPageOfJob } from '../../src/dashboard/bull-board.js';
 import { html } from '../../src/dashboard/pages/html.js';
 import { runCard } from '../../src/dashboard/pages/run-card.js';
 import { spanText, throughputChart } from '../../src/dashboard/pages/throughput-chart.js';
+import { type RunDetail, withFreshCounts } from '../../src/dashboard/run-data.js';
 import {
   barSegmentsOf,
   CompletionTally,
@@ -94,6 +95,41 @@ describe('run card view', () => {
     expect(markup).toContain('href="/runs/run-1"');
     expect(html`<p>${'<script>"x"</script>'}</p>`.text).toBe('<p>&lt;script&gt;&quot;x&quot;&lt;/script&gt;</p>');
     expect(html`<ul>${['a&b', html`<li>kept</li>`]}</ul>`.text).toBe('<ul>a&amp;b<li>kept</li></ul>');
+  });
+});
+
+describe('a scanned run with newer counts', () => {
+  const scanned: RunDetail = {
+    status: status({ parkedByReason: { budget: 2 }, counts: counts({ succeeded: 3, parked: 2, waiting: 5 }) }),
+    card: runCardOf(status()),
+    failures: [],
+    throughput: [],
+    gallery: [],
+  };
+
+  it('takes counts, money and state from the newer reading and the rate from the scan', () => {
+    const fresh = withFreshCounts(scanned, {
+      run: 'night-run',
+      state: 'paused',
+      pause: { reason: 'account', message: 'no credit', at: '2026-01-01T00:10:00Z' },
+      counts: counts({ succeeded: 6, waiting: 4 }),
+      money: { budget: 2_000_000, reserved: 0, spent: 300_000, possiblyBilled: 0 },
+      observedAtMs: scanned.status.observedAtMs + 5000,
+    });
+    expect(fresh.card).toMatchObject({
+      state: 'paused',
+      spent: '$0.30',
+      rate: '6.0 images/min',
+      eta: 'ETA – (paused)',
+    });
+    expect(fresh.card.counts.succeeded).toBe(6);
+    expect(fresh.status.parkedByReason).toEqual({});
+    expect(fresh.card.pauseNote).toContain('no credit');
+  });
+
+  it('keeps the scan when the counts are not newer', () => {
+    const older = { ...scanned.status, observedAtMs: scanned.status.observedAtMs - 1 };
+    expect(withFreshCounts(scanned, older)).toBe(scanned);
   });
 });
 
