@@ -7,6 +7,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError, coerceError, UsageError } from '../core/errors.js';
 import { registerConfigCommand } from './config.js';
+import { registerDashboardCommand } from './dashboard.js';
 import { registerDemoCommand } from './demo.js';
 import { registerIngestCommand } from './ingest.js';
 import { registerRunCommands } from './runs.js';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureHelp({ sortSubcommands: true });
   registerConfigCommand(program);
+  registerDashboardCommand(program);
   registerDemoCommand(program);
   registerIngestCommand(program);
   registerRunCommands(program);

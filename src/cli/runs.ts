@@ -334,7 +334,7 @@ export function registerRunCommands(program: Command): void {
     .description(
       'audit a run, read-only: jobs accounted, outputs and sidecars in S3, ledger recounted, no paid orphans',
     )
-    .argument('<run>', 'the run id')
+    .argument('<run>', 'the run id', parseRunId)
     .option('--json', 'print the report as JSON (problems with a stable `kind`, and the figures checked)')
     .option('--no-provider', "skip listing the provider's predictions (no orphan check)")
     .option('--concurrency <n>', 'S3 reads and BullMQ lookups in flight at once', '8')

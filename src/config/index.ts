@@ -90,6 +90,8 @@ export const environmentSchema = z.object({
   DEPTHQ_RETENTION_MARGIN_MS: positiveInt('a retention margin in ms', 86_400_000),
   DEPTHQ_TELEMETRY_INTERVAL_MS: positiveInt('a telemetry flush interval in ms', 600_000),
   DEPTHQ_METRICS_RUNS: positiveInt('runs shown on /metrics', 10_000),
+  DASHBOARD_USER: optionalText,
+  DASHBOARD_PASSWORD: optionalText,
   LOG_LEVEL: z.preprocess(
     (value) => (value === '' ? undefined : value),
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -120,6 +122,14 @@ export interface Config {
   /** Namespace of every Redis key depthq writes: BullMQ's prefix and the run ledger's. */
   readonly prefix: string;
   readonly logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
+  /**
+   * `depthq dashboard`'s basic-auth credentials. Both or neither: the dashboard refuses to listen on anything but
+   * loopback without them (docs in README: Dashboard). Never logged, never shown on a page.
+   */
+  readonly dashboard: {
+    readonly user: string | undefined;
+    readonly password: string | undefined;
+  };
   /**
    * Worker tuning; each absent value means "the built-in default" (src/queue/render-queue.ts,
    * src/pipeline/render-context.ts, src/providers/replicate.ts), so the defaults live beside the code they tune.
@@ -174,7 +184,8 @@ export function loadConfig(env: Environment = process.env): Config {
     const lines = parsed.error.issues.map((issue) => {
       const variable = String(issue.path[0] ?? 'environment');
       const given = env[variable];
-      const shown = variable === 'REPLICATE_API_TOKEN' || given === undefined ? '' : ` (got "${given}")`;
+      const secret = variable === 'REPLICATE_API_TOKEN' || variable === 'DASHBOARD_PASSWORD';
+      const shown = secret || given === undefined ? '' : ` (got "${given}")`;
       return `  ${variable}${shown}: ${issue.message}`;
     });
     throw new ConfigError(
@@ -199,6 +210,7 @@ export function loadConfig(env: Environment = process.env): Config {
     },
     prefix: e.DEPTHQ_PREFIX,
     logLevel: e.LOG_LEVEL,
+    dashboard: { user: e.DASHBOARD_USER, password: e.DASHBOARD_PASSWORD },
     worker: definedOnly({
       concurrency: e.DEPTHQ_WORKER_CONCURRENCY,
       globalConcurrency: e.DEPTHQ_GLOBAL_CONCURRENCY,
@@ -251,6 +263,8 @@ export function describeConfig(config: Config): Record<string, string> {
     DEPTHQ_PREFIX: config.prefix,
     LOG_LEVEL: config.logLevel,
     DEPTHQ_METRICS_RUNS: String(config.metrics.runLimit),
+    DASHBOARD_USER: config.dashboard.user ?? '(not set)',
+    DASHBOARD_PASSWORD: config.dashboard.password === undefined ? '(not set)' : '(set, hidden)',
     ...Object.fromEntries(Object.entries(config.worker).map(([name, value]) => [`worker.${name}`, String(value)])),
   };
 }

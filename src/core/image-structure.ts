@@ -10,7 +10,7 @@
  */
 import type { ImageType } from './image-type.js';
 
-/** Longest side depthq takes; FLUX renders at about one megapixel, and WebP cannot be larger. */
+/** Longest side depthq takes: FLUX renders at about one megapixel, so a longer strip only costs transfer time. */
 export const MAX_CONTROL_IMAGE_SIDE = 16_384;
 /** Largest image depthq takes, in pixels: the decoder limit of the simulator (src/sim) and far above any camera. */
 export const MAX_CONTROL_IMAGE_PIXELS = 40_000_000;

@@ -7,7 +7,7 @@
  * Every metric, its labels and its source: docs/metrics.md.
  */
 import type { Queue } from 'bullmq';
-import type { Hono } from 'hono';
+import type { Env, Hono } from 'hono';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/index.js';
 import type { RunLedger } from '../ledger/run-ledger.js';
@@ -88,7 +88,12 @@ async function untilReady(redis: Redis, timeoutMs: number): Promise<void> {
   }
 }
 
-export function mountMetricsRoutes(app: Hono, deps: MetricsDeps, options: MetricsRouteOptions = {}): void {
+/** Generic in the app's `Env`, so an app with its own variables (the signed-in user, a CSRF token) can mount it. */
+export function mountMetricsRoutes<E extends Env>(
+  app: Hono<E>,
+  deps: MetricsDeps,
+  options: MetricsRouteOptions = {},
+): void {
   const timeoutMs = options.redisTimeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS;
   const now = options.now ?? Date.now;
   const intervalMs = deps.config.worker.telemetryIntervalMs ?? DEFAULT_TELEMETRY_INTERVAL_MS;

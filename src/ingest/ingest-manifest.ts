@@ -422,7 +422,10 @@ async function estimateOf(
 // 5. Enqueue
 // ---------------------------------------------------------------------------------------------------------------------
 
-/** Enqueues the new, valid spooled jobs in batches, recording each job's source after its batch is in. */
+/**
+ * Enqueues the new, valid spooled jobs in batches, recording each job's source after its batch is in. One batch is in
+ * Redis while the next is read from the spool: the reading overlaps the round trips instead of waiting for them.
+ */
 async function enqueueSpooled(
   spool: JobSpool,
   invalidLines: ReadonlySet<number>,
@@ -435,9 +438,9 @@ async function enqueueSpooled(
   let added = 0;
   let enqueued = 0;
   let batch: SpooledJob[] = [];
-  const enqueue = async (): Promise<void> => {
-    if (batch.length === 0) return;
-    const jobs = batch.flatMap((entry) => (entry.job === undefined ? [] : [entry.job]));
+  const enqueue = async (entries: readonly SpooledJob[]): Promise<void> => {
+    if (entries.length === 0) return;
+    const jobs = entries.flatMap((entry) => (entry.job === undefined ? [] : [entry.job]));
     // New jobs and jobs the queue lost (restored) alike: what this ingest put in the queue.
     const enqueueOutcome = await enqueueRenderJobs(queue, ledger, target.run, jobs);
     added += enqueueOutcome.added + enqueueOutcome.restored;
@@ -445,23 +448,35 @@ async function enqueueSpooled(
     // with their ledger rows and then leaves alone — never a source for a job that is not there.
     await sources.record(
       target.run,
-      batch.map((entry) => ({
+      entries.map((entry) => ({
         jobId: entry.jobId,
         source: { ingest: target.ingestIndex, line: entry.line, digests: entry.digests },
       })),
     );
-    enqueued += batch.length;
+    enqueued += entries.length;
     environment.onProgress?.({ phase: 'enqueue', enqueued, total: target.total });
-    batch = [];
+  };
+  /** The batch in Redis now; a failure is rethrown where it is awaited, never left unhandled. */
+  let inFlight: Promise<void> = Promise.resolve();
+  const send = async (entries: readonly SpooledJob[]): Promise<void> => {
+    await inFlight;
+    const sending = enqueue(entries);
+    sending.catch(() => undefined);
+    inFlight = sending;
   };
   try {
     for await (const entry of spool.read()) {
       if (!entry.isNew || invalidLines.has(entry.line)) continue;
       batch.push(entry);
-      if (batch.length >= BATCH) await enqueue();
+      if (batch.length >= BATCH) {
+        await send(batch);
+        batch = [];
+      }
     }
-    await enqueue();
+    await send(batch);
+    await inFlight;
   } finally {
+    await inFlight.catch(() => undefined);
     await queue.close();
   }
   return added;

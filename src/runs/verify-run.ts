@@ -12,9 +12,11 @@
 import { ConfigError } from '../core/errors.js';
 import { formatUsd } from '../core/money.js';
 import { type RenderJob, renderJobSchema } from '../core/render-job.js';
-import type { RunMeta } from '../ledger/run-ledger.js';
+import type { ResultRow, RunMeta } from '../ledger/run-ledger.js';
 import type { ImageModelProvider } from '../providers/provider.js';
 import { providerForConfig } from '../providers/provider-for-config.js';
+import { RedisPredictionClaims } from '../queue/prediction-claims.js';
+import { queueKeyPrefixOf } from '../queue/render-queue.js';
 import { s3ClientForConfig } from '../storage/s3-client.js';
 import type { RunContext } from './run-context.js';
 import {
@@ -26,16 +28,18 @@ import {
   recountLedger,
 } from './verify/ledger-checks.js';
 import { readRawLedger } from './verify/ledger-snapshot.js';
+import { confirmOrphans } from './verify/orphan-recheck.js';
 import { checkOutputs } from './verify/output-checks.js';
 import { compareProviderPredictions, type RunInputs, unlistedOfRun } from './verify/provider-checks.js';
 import { claimsOf, fingerprintsOf, listWindow, readPayloads } from './verify/provider-listing.js';
 import { accountForJobs } from './verify/queue-checks.js';
-import type {
-  ProviderCheckFigures,
-  VerifyFigures,
-  VerifyOptions,
-  VerifyProblem,
-  VerifyReport,
+import {
+  type ProviderCheckFigures,
+  TERMINAL_ROW_STATUSES,
+  type VerifyFigures,
+  type VerifyOptions,
+  type VerifyProblem,
+  type VerifyReport,
 } from './verify/verify-model.js';
 
 export * from './verify/verify-model.js';
@@ -72,6 +76,7 @@ function providerOf(context: RunContext, options: VerifyOptions): ImageModelProv
 
 interface ProviderCheckInput {
   readonly context: RunContext;
+  readonly run: string;
   readonly options: VerifyOptions;
   readonly meta: RunMeta;
   readonly inputs: Omit<RunInputs, 'claims'>;
@@ -90,6 +95,17 @@ async function checkProvider(
   const skewMs = options.clockSkewMs ?? DEFAULT_CLOCK_SKEW_MS;
   const createdMs = Date.parse(meta.createdAt);
   const retainedSinceMs = nowMs - provider.retentionMs;
+  const lastActivityMs = lastActivityOf(input.inputs.rows);
+  if (lastActivityMs !== undefined && lastActivityMs + skewMs < retainedSinceMs) {
+    return {
+      figures: skipped(
+        `the run's last job ended ${new Date(lastActivityMs).toISOString()}, more than the provider's retention ` +
+          `(${provider.retentionMs / 60_000} min) ago: its predictions' inputs are removed and cannot be matched ` +
+          "(the provider's invoice is the record)",
+      ),
+      problems: [],
+    };
+  }
   const since = new Date(Math.max(createdMs, retainedSinceMs) - skewMs);
   const until = new Date(nowMs + skewMs);
   const cap = options.maxPredictions ?? DEFAULT_MAX_PREDICTIONS;
@@ -109,6 +125,17 @@ async function checkProvider(
     options.concurrency ?? DEFAULT_CONCURRENCY,
   );
   const comparison = compareProviderPredictions({ ...inputs, claims }, listing.predictions);
+  const redisClaims = new RedisPredictionClaims(context.redis, queueKeyPrefixOf(context.config.prefix));
+  const orphans = await confirmOrphans(
+    {
+      ledger: context.ledger,
+      queue: context.queue,
+      run: input.run,
+      claimOf: (id) => redisClaims.ownerOf(id),
+      concurrency: options.concurrency ?? DEFAULT_CONCURRENCY,
+    },
+    comparison.orphans,
+  );
   const partial = createdMs < retainedSinceMs;
   const state = listing.truncated ? 'truncated' : partial ? 'partial' : 'ran';
   const reasons = [
@@ -133,8 +160,18 @@ async function checkProvider(
       withoutInput: comparison.withoutInput,
       ownedByOtherRuns: comparison.ownedByOtherRuns,
     },
-    problems: comparison.problems,
+    problems: [...orphans, ...comparison.problems],
   };
+}
+
+/** When the run's last job ended (ms), or `undefined` while any job has not ended (or a row has no time). */
+function lastActivityOf(rows: ReadonlyMap<string, ResultRow>): number | undefined {
+  let last = Number.NEGATIVE_INFINITY;
+  for (const row of rows.values()) {
+    if (!TERMINAL_ROW_STATUSES.has(row.status) || row.finishedAt === undefined) return undefined;
+    last = Math.max(last, Date.parse(row.finishedAt));
+  }
+  return Number.isFinite(last) ? last : undefined;
 }
 
 /**
@@ -157,7 +194,13 @@ export async function verifyRun(context: RunContext, run: string, options: Verif
 
   const payloads = await readPayloads(context.redis, prefix, run);
   const withoutPayload = new Set([...ledger.rows.keys()].filter((jobId) => !payloads.has(jobId)));
-  const accounting = await accountForJobs(context.queue, ledger.rows, withoutPayload, concurrency);
+  const accounting = await accountForJobs({
+    queue: context.queue,
+    rows: ledger.rows,
+    currentRow: (jobId) => context.ledger.result(run, jobId),
+    lookUp: withoutPayload,
+    concurrency,
+  });
   problems.push(...accounting.problems);
   const allPayloads = new Map<string, RenderJob>(payloads);
   for (const [jobId, data] of accounting.jobData) {
@@ -183,6 +226,7 @@ export async function verifyRun(context: RunContext, run: string, options: Verif
     });
     provider = await checkProvider({
       context,
+      run,
       options,
       meta,
       nowMs: now(),

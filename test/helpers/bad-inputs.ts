@@ -89,7 +89,7 @@ export function spawnDepthq(
       stderr += chunk;
     });
     // Generous: the machine is shared; this only stops a hung child from outliving the test.
-    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 240_000);
     child.once('error', reject);
     child.once('close', (code) => {
       clearTimeout(timer);
@@ -98,14 +98,37 @@ export function spawnDepthq(
   });
 }
 
-/** Every key of the Redis with its DUMP (type and content), sorted: equal snapshots mean nothing was written. */
-export async function redisSnapshot(redis: Redis): Promise<ReadonlyArray<readonly [string, string]>> {
-  const keys = (await redis.keys('*')).sort();
-  const entries: Array<readonly [string, string]> = [];
-  for (const key of keys) {
-    const dump = await redis.dumpBuffer(key);
-    entries.push([key, dump === null ? '(gone)' : dump.toString('hex')]);
+/**
+ * A key's content in a form that does not depend on how Redis stores it: DUMP would not do, because a hash table's
+ * serialisation order changes when a mere read makes Redis take an incremental rehash step.
+ */
+async function keyContent(redis: Redis, key: string): Promise<unknown> {
+  const type = await redis.type(key);
+  switch (type) {
+    case 'string':
+      return { type, value: await redis.get(key) };
+    case 'hash':
+      return { type, value: Object.entries(await redis.hgetall(key)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)) };
+    case 'list':
+      return { type, value: await redis.lrange(key, 0, -1) };
+    case 'set':
+      return { type, value: (await redis.smembers(key)).sort() };
+    case 'zset':
+      return { type, value: await redis.zrange(key, '0', '-1', 'WITHSCORES') };
+    case 'stream':
+      return { type, value: await redis.xrange(key, '-', '+') };
+    case 'none':
+      return { type };
+    default:
+      throw new Error(`redisSnapshot: key ${key} has a type this snapshot does not read: ${type}`);
   }
+}
+
+/** Every key of the Redis with its type and content, sorted: equal snapshots mean nothing was written. */
+export async function redisSnapshot(redis: Redis): Promise<ReadonlyArray<readonly [string, unknown]>> {
+  const keys = (await redis.keys('*')).sort();
+  const entries: Array<readonly [string, unknown]> = [];
+  for (const key of keys) entries.push([key, await keyContent(redis, key)]);
   return entries;
 }
 

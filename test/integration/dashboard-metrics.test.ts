@@ -13,6 +13,7 @@ import { type ServerType, serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ledgerKeys } from '../../src/core/keys.js';
 import { fluxDepthPro } from '../../src/core/models.js';
 import { renderJobIdOf } from '../../src/core/render-job.js';
 import { mountMetricsRoutes } from '../../src/dashboard/metrics-routes.js';
@@ -82,6 +83,10 @@ function valuesOf(scrape: Scrape, name: string, labels: Record<string, string> =
   return scrape.samples
     .filter((sample) => sample.name === name && Object.entries(labels).every(([k, v]) => sample.labels[k] === v))
     .map((sample) => sample.value);
+}
+
+function valuesOfLabel(scrape: Scrape, name: string, label: string): string[] {
+  return scrape.samples.filter((sample) => sample.name === name).flatMap((sample) => sample.labels[label] ?? []);
 }
 
 function sumOf(scrape: Scrape, name: string, labels: Record<string, string> = {}): number {
@@ -295,6 +300,41 @@ describe('/metrics', () => {
     expect(uid).toBe('depthq-prometheus');
     const uids = new Set(JSON.stringify(dashboard).match(/"uid":"[^"]+"/g));
     expect(uids).toEqual(new Set([`"uid":"${uid}"`, '"uid":"depthq-overview"']));
+  });
+});
+
+describe('bounded scrapes', () => {
+  it('exports the newest DEPTHQ_METRICS_RUNS runs, counts the rest, and leaves out a run whose ledger does not parse', async () => {
+    const meta = (name: string) => ({
+      model: fluxDepthPro.id,
+      budgetMicros: null,
+      manifest: { name, sha256: '0'.repeat(64) },
+      output: { bucket: fixture.bucket, prefix: 'out', keyTemplate: '{run}/{style}/{id}.{ext}' },
+      defaults: {},
+    });
+    const middle = `${fixture.run}-middle`;
+    const newest = `${fixture.run}-newest`;
+    await fixture.ledger.createRun(middle, meta('middle.csv'));
+    // ISO timestamps order the runs: make sure the next one is created a millisecond later.
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await fixture.ledger.createRun(newest, meta('newest.csv'));
+    await fixture.redis.hset(ledgerKeys(fixture.prefix, newest).money, 'spent', 'not micro-dollars');
+
+    const app = new Hono({ strict: false });
+    const config = { ...fixture.config, metrics: { runLimit: 2 } };
+    mountMetricsRoutes(app, { config, redis: dashboardRedis, ledger: fixture.ledger, queue: fixture.queue });
+    const response = await app.request('/metrics');
+    const text = await response.text();
+    const bounded: Scrape = { status: response.status, contentType: null, text, ...parseExposition(text) };
+    expect(bounded.status).toBe(200);
+    expect(only(bounded, 'depthq_redis_up')).toBe(1);
+    expect(only(bounded, 'depthq_metrics_runs_known')).toBe(3);
+    expect(only(bounded, 'depthq_metrics_runs_exported')).toBe(1);
+    expect(only(bounded, 'depthq_metrics_runs_unreadable')).toBe(1);
+    const runs = new Set(valuesOfLabel(bounded, 'depthq_run_jobs_registered', 'run'));
+    expect(runs).toEqual(new Set([middle]));
+    // The oldest run is beyond the limit; its ledger is untouched, only not exported.
+    expect((await fixture.ledger.counters(fixture.run)).succeeded).toBe(6);
   });
 });
 

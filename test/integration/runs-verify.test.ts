@@ -97,7 +97,7 @@ function depthq(args: readonly string[], env: Record<string, string>): Promise<O
   });
   return new Promise((resolve, reject) => {
     // A generous bound on a loaded 2-core machine: a child compiles the TypeScript CLI before it runs.
-    const timer = setTimeout(() => child.kill('SIGKILL'), 150_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 300_000);
     child.once('error', reject);
     child.once('close', (code) => {
       clearTimeout(timer);
@@ -106,7 +106,8 @@ function depthq(args: readonly string[], env: Record<string, string>): Promise<O
   });
 }
 
-describe('depthq verify', () => {
+// Each case renders a run first; on a loaded 2-core machine that, and a command's start, take far longer than usual.
+describe('depthq verify', { timeout: 600_000 }, () => {
   it('verifies a clean run: every output hashed, the ledger recounted, every prediction matched', async () => {
     const fixture = await renderedRun();
     const report = await verify(fixture);
@@ -134,6 +135,41 @@ describe('depthq verify', () => {
     const withoutProvider = await verify(fixture, { provider: null });
     expect(withoutProvider.ok).toBe(true);
     expect(withoutProvider.figures.provider.state).toBe('skipped');
+
+    // Seen from later: a run that began before the provider's retention (one hour) is matched only partly, and one
+    // whose every job ended before it is not matched at all — and the report says so.
+    const meta = await fixture.ledger.getRun(fixture.run);
+    const createdMs = Date.parse(meta?.createdAt ?? '');
+    const hour = fixture.config.replicate.retentionMs;
+    const partly = await verify(fixture, { now: () => createdMs + hour + 30_000 });
+    expect(partly.ok).toBe(true);
+    expect(partly.figures.provider.state).toBe('partial');
+    expect(partly.figures.provider.reason).toContain('before the provider');
+    const later = await verify(fixture, { now: () => Date.now() + 2 * hour });
+    expect(later.ok).toBe(true);
+    expect(later.figures.provider).toMatchObject({ state: 'skipped', listed: 0 });
+    expect(later.figures.provider.reason).toContain("more than the provider's retention");
+  });
+
+  it('verifies a run while it renders: the workers moving on between reads is not a problem', async () => {
+    const fixture = await prepareRenderRun(stack(), { images: 5, styles: ['day', 'night'], budgetMicros: 20 * price });
+    fixtures.push(fixture);
+    const total = fixture.jobs.length;
+    const worker = await startRenderWorker(fixture.config, { concurrency: 2 });
+    workers.push(worker);
+    const reports: VerifyReport[] = [];
+    for (;;) {
+      const counters = await fixture.ledger.counters(fixture.run);
+      reports.push(await verify(fixture));
+      if (counters.succeeded === total) break;
+    }
+    await worker.close();
+    for (const report of reports) expect(report.problems).toEqual([]);
+    // The last one saw the whole run: every output, every prediction.
+    expect(reports.at(-1)?.figures).toMatchObject({
+      outputsChecked: total,
+      provider: { matched: total, billed: total },
+    });
   });
 
   it('finds a deleted output', async () => {

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_METRICS_RUN_LIMIT, loadConfig } from '../../src/config/index.js';
+import { ConfigError } from '../../src/core/errors.js';
 import { telemetryKeys } from '../../src/core/keys.js';
 import {
   bucketLabels,
@@ -179,5 +181,21 @@ describe('telemetry keys and request operations', () => {
     expect(operationOf('GET', new URL(`${base}/predictions?cursor=x`))).toBe('list');
     expect(operationOf('POST', new URL(`${base}/predictions/abc123/cancel`))).toBe('cancel');
     expect(operationOf('GET', new URL(`${base}/models/black-forest-labs/flux-depth-pro`))).toBe('other');
+  });
+});
+
+describe('telemetry and /metrics settings', () => {
+  it('reads DEPTHQ_TELEMETRY_INTERVAL_MS and DEPTHQ_METRICS_RUNS, with defaults', () => {
+    const defaults = loadConfig({});
+    expect(defaults.metrics.runLimit).toBe(DEFAULT_METRICS_RUN_LIMIT);
+    expect(defaults.worker.telemetryIntervalMs).toBeUndefined();
+    const set = loadConfig({ DEPTHQ_TELEMETRY_INTERVAL_MS: '500', DEPTHQ_METRICS_RUNS: '7' });
+    expect(set.metrics.runLimit).toBe(7);
+    expect(set.worker.telemetryIntervalMs).toBe(500);
+  });
+
+  it('refuses a run limit of 0 naming the variable', () => {
+    expect(() => loadConfig({ DEPTHQ_METRICS_RUNS: '0' })).toThrow(ConfigError);
+    expect(() => loadConfig({ DEPTHQ_METRICS_RUNS: '0' })).toThrow(/DEPTHQ_METRICS_RUNS/);
   });
 });

@@ -243,9 +243,16 @@ describe('the provider’s predictions against the rows', () => {
 
   it('names a billed prediction of a job’s input that no row knows, and the job billed twice', () => {
     const comparison = compareProviderPredictions(inputs(), [prediction('p1', inputA), prediction('p9', inputA)]);
-    expect(comparison.problems.map((problem) => [problem.kind, problem.jobId, problem.predictionId])).toEqual([
-      ['orphan-prediction', 'job-a', 'p9'],
-      ['job-billed-twice', 'job-a', undefined],
+    // An orphan is a candidate until verify read the job once more (a running job lists it a moment later).
+    expect(comparison.orphans).toEqual([
+      {
+        predictionId: 'p9',
+        jobs: ['job-a'],
+        problem: expect.objectContaining({ kind: 'orphan-prediction', jobId: 'job-a', predictionId: 'p9' }),
+      },
+    ]);
+    expect(comparison.problems.map((problem) => [problem.kind, problem.jobId])).toEqual([
+      ['job-billed-twice', 'job-a'],
     ]);
   });
 
@@ -256,26 +263,35 @@ describe('the provider’s predictions against the rows', () => {
     expect(isBilled(prediction('p6', inputB, { status: 'canceled' }))).toBe(true);
     expect(compareProviderPredictions(inputs(), [failed, canceledBeforeStart])).toMatchObject({
       problems: [],
+      orphans: [],
       unknownUnbilled: 2,
     });
     const running = prediction('p5', inputB, { status: 'processing' });
     const underWay = inputs({ inFlight: new Set([inputFingerprint(inputB)]) });
-    expect(compareProviderPredictions(underWay, [running])).toMatchObject({ problems: [], unknownUnbilled: 0 });
+    expect(compareProviderPredictions(underWay, [running])).toMatchObject({
+      problems: [],
+      orphans: [],
+      unknownUnbilled: 0,
+    });
   });
 
   it('leaves a prediction another run’s job claimed to that run, and takes a live job’s claim as knowing it', () => {
     const otherRun = inputs({ claims: new Map([['p9', 'other-run.r']]) });
     expect(compareProviderPredictions(otherRun, [prediction('p9', inputA)])).toMatchObject({
       problems: [],
+      orphans: [],
       ownedByOtherRuns: 1,
     });
     const justCreated = inputs({ claims: new Map([['p9', 'job-b']]) });
-    expect(compareProviderPredictions(justCreated, [prediction('p9', inputB)]).problems).toEqual([]);
+    expect(compareProviderPredictions(justCreated, [prediction('p9', inputB)])).toMatchObject({
+      problems: [],
+      orphans: [],
+    });
     // A claim by a job of this run that has ended, whose row does not list it: still an orphan.
     const ended = inputs({ claims: new Map([['p9', 'job-a']]) });
-    expect(compareProviderPredictions(ended, [prediction('p9', inputA)]).problems[0]).toMatchObject({
-      kind: 'orphan-prediction',
-    });
+    const orphan = compareProviderPredictions(ended, [prediction('p9', inputA)]).orphans[0];
+    expect(orphan?.problem.kind).toBe('orphan-prediction');
+    expect(orphan?.problem.message).toContain('job job-a claimed it, but its row does not list it');
   });
 
   it('finds a succeeded row whose prediction did not succeed', () => {

@@ -77,7 +77,8 @@ function stringsOf(value: unknown): Array<string | null> {
   return Array.isArray(value) ? value.map((part) => (typeof part === 'string' ? part : null)) : [];
 }
 
-function recordOf(value: unknown): Record<string, string> {
+/** An HGETALL reply (a record, or the flat array some ioredis versions give in a pipeline) as a record of strings. */
+function hashOf(value: unknown): Record<string, string> {
   return countersRecord(value);
 }
 
@@ -127,8 +128,11 @@ export async function readMetricsSnapshot(
     const [counterReply, moneyReply, stateReply] = replies.slice(index * 3, index * 3 + 3);
     try {
       const counters = emptyCounters();
-      for (const [name, value] of Object.entries(recordOf(counterReply))) {
-        if (isCounterName(name)) counters[name] = Number(value);
+      for (const [name, value] of Object.entries(hashOf(counterReply))) {
+        if (!isCounterName(name)) continue;
+        const count = Number(value);
+        if (!Number.isSafeInteger(count)) throw new RangeError(`counter ${name} is ${JSON.stringify(value)}`);
+        counters[name] = count;
       }
       const state = RUN_STATES.find((known) => known === stateReply) ?? 'active';
       return [{ run, model, createdAt, state, counters, money: moneyStateOf(stringsOf(moneyReply), 0) }];
@@ -137,14 +141,14 @@ export async function readMetricsSnapshot(
       return [];
     }
   });
-  const heartbeats = heartbeatsOf(recordOf(replies[runs.length * 3 + 1]), nowMs, options.forgetWorkersAfterMs);
+  const heartbeats = heartbeatsOf(hashOf(replies[runs.length * 3 + 1]), nowMs, options.forgetWorkersAfterMs);
   if (heartbeats.forgotten.length > 0) await redis.hdel(telemetry.workers, ...heartbeats.forgotten);
   return {
     runsKnown: known,
     runs: runSnapshots,
     runsUnreadable,
     queue,
-    telemetry: telemetryTotalsOf(recordOf(replies[runs.length * 3])),
+    telemetry: telemetryTotalsOf(hashOf(replies[runs.length * 3])),
     workers: heartbeats.recent,
     nowMs,
   };

@@ -23,8 +23,18 @@ export interface RunInputs {
   readonly claims: ReadonlyMap<string, string>;
 }
 
+/** A billed prediction of the run's input that no row knew when it was compared: confirmed by a second read. */
+export interface OrphanCandidate {
+  readonly predictionId: string;
+  /** The jobs that send its input, and the job that claimed it (if one of this run's did). */
+  readonly jobs: readonly string[];
+  readonly problem: VerifyProblem;
+}
+
 export interface ProviderComparison {
+  /** Every problem but the orphans, which are in `orphans`. */
   readonly problems: readonly VerifyProblem[];
+  readonly orphans: readonly OrphanCandidate[];
   readonly matched: number;
   readonly billed: number;
   readonly unknownUnbilled: number;
@@ -67,6 +77,7 @@ export function compareProviderPredictions(inputs: RunInputs, predictions: Itera
   let ownedByOtherRuns = 0;
   const seen = new Set<string>();
   const billedByJob = new Map<string, string[]>();
+  const orphans: OrphanCandidate[] = [];
   for (const prediction of predictions) {
     // A listing that pages while predictions are created may show one twice.
     if (seen.has(prediction.id)) continue;
@@ -113,14 +124,19 @@ export function compareProviderPredictions(inputs: RunInputs, predictions: Itera
       continue;
     }
     const jobs = sameInput ?? [];
-    problems.push({
-      kind: 'orphan-prediction',
+    const candidates = [...new Set([...jobs, ...(claimedBy === undefined ? [] : [claimedBy])])];
+    orphans.push({
       predictionId: prediction.id,
-      ...(jobs.length === 1 && jobs[0] !== undefined ? { jobId: jobs[0] } : {}),
-      message:
-        `prediction ${prediction.id} (${prediction.status}, created ${prediction.createdAt}) has the input of ` +
-        `${jobs.length === 1 ? 'job' : 'jobs'} ${listJobs(jobs)}, was billed, and no row lists it` +
-        (claimedBy === undefined ? '' : ` (job ${claimedBy} claimed it, but its row does not list it)`),
+      jobs: candidates,
+      problem: {
+        kind: 'orphan-prediction',
+        predictionId: prediction.id,
+        ...(jobs.length === 1 && jobs[0] !== undefined ? { jobId: jobs[0] } : {}),
+        message:
+          `prediction ${prediction.id} (${prediction.status}, created ${prediction.createdAt}) has the input of ` +
+          `${jobs.length === 1 ? 'job' : 'jobs'} ${listJobs(jobs)}, was billed, and no row lists it` +
+          (claimedBy === undefined ? '' : ` (job ${claimedBy} claimed it, but its row does not list it)`),
+      },
     });
   }
   for (const [jobId, ids] of billedByJob) {
@@ -131,5 +147,5 @@ export function compareProviderPredictions(inputs: RunInputs, predictions: Itera
       message: `the provider billed ${ids.length} predictions for this job's input: ${ids.join(', ')}`,
     });
   }
-  return { problems, matched, billed, unknownUnbilled, withoutInput, ownedByOtherRuns };
+  return { problems, orphans, matched, billed, unknownUnbilled, withoutInput, ownedByOtherRuns };
 }

@@ -43,15 +43,24 @@ function whyNotAccounted(row: ResultRow, state: string | undefined): string {
   return `its row says ${row.status}, but its BullMQ job is ${state}`;
 }
 
-/**
- * @param lookUp job ids whose BullMQ job to read besides the unfinished ones (e.g. rows the ledger kept no payload for)
- */
-export async function accountForJobs(
-  queue: Queue<RenderJobData>,
-  rows: ReadonlyMap<string, ResultRow>,
-  lookUp: ReadonlySet<string>,
-  concurrency: number,
-): Promise<QueueAccounting> {
+export interface AccountingInput {
+  readonly queue: Queue<RenderJobData>;
+  /** The rows as the ledger snapshot read them. */
+  readonly rows: ReadonlyMap<string, ResultRow>;
+  /** The job's row as it is now: a job seen ended in BullMQ may have ended after the snapshot. */
+  readonly currentRow: (jobId: string) => Promise<ResultRow | undefined>;
+  /** Job ids whose BullMQ job to read besides the unfinished ones (rows the ledger kept no payload for). */
+  readonly lookUp: ReadonlySet<string>;
+  readonly concurrency: number;
+}
+
+async function stateOf(queue: Queue<RenderJobData>, jobId: string) {
+  const job = await queue.getJob(jobId);
+  return { job, state: job === undefined ? undefined : await job.getState() };
+}
+
+export async function accountForJobs(input: AccountingInput): Promise<QueueAccounting> {
+  const { queue, rows, lookUp, concurrency } = input;
   const limit = pLimit(concurrency);
   const problems: VerifyProblem[] = [];
   const checkpointPredictions = new Map<string, readonly string[]>();
@@ -64,15 +73,21 @@ export async function accountForJobs(
   await Promise.all(
     [...ids].map((jobId) =>
       limit(async () => {
-        const job = await queue.getJob(jobId);
-        const state = job === undefined ? undefined : await job.getState();
+        let { job, state } = await stateOf(queue, jobId);
         if (job !== undefined) jobData.set(jobId, job.data);
         const row = rows.get(jobId);
         if (row === undefined || TERMINAL_ROW_STATUSES.has(row.status)) return;
         checked += 1;
         if (state === undefined || !LIVE_STATES.has(state)) {
-          problems.push({ kind: 'job-not-accounted', jobId, message: whyNotAccounted(row, state) });
-          return;
+          // Read in two steps, a running run moves in between: a job that ended since the snapshot has a new row, and
+          // one being enqueued (its row is written first) has its BullMQ job a moment later.
+          const now = await input.currentRow(jobId);
+          if (now !== undefined && now.status !== row.status) return;
+          ({ job, state } = await stateOf(queue, jobId));
+          if (state === undefined || !LIVE_STATES.has(state)) {
+            problems.push({ kind: 'job-not-accounted', jobId, message: whyNotAccounted(row, state) });
+            return;
+          }
         }
         live.add(jobId);
         const checkpoint = checkpointSchema.safeParse(job?.data.checkpoint ?? {});

@@ -24,6 +24,9 @@ import {
 } from '../../helpers/bad-inputs.js';
 import { useLocalStack } from '../../helpers/stack.js';
 
+/** Generous: the fixtures and a first ingest on a machine other test files load too. */
+const SETUP_TIMEOUT_MS = 180_000;
+
 const stack = useLocalStack({ simulator: false });
 let redis: Redis;
 let root: string;
@@ -51,7 +54,7 @@ beforeAll(async () => {
   const created = await runDepthq(['ingest', manifest, '--run', 'villa', '--budget', '10'], environment);
   expect(created.stderr).toBe('');
   expect(created.code).toBe(0);
-});
+}, SETUP_TIMEOUT_MS);
 
 afterAll(async () => {
   await closeConnection(redis);
@@ -120,6 +123,15 @@ describe('bad environment', () => {
       invalidVariable(
         "  DEPTHQ_PREFIX (got \"Studio Queue\"): expected 1–32 lowercase letters, digits, '_' or '-', starting with a letter",
       ),
+    );
+  });
+
+  it('REPLICATE_API_TOKEN missing, before a worker starts', async () => {
+    await expectRefused(
+      world,
+      ['worker'],
+      { ...environment, REPLICATE_API_TOKEN: undefined },
+      'depthq: REPLICATE_API_TOKEN is not set: create a token at https://replicate.com/account/api-tokens and export it, or point REPLICATE_BASE_URL at a local simulator (`depthq simulate`) with any token.\n',
     );
   });
 
@@ -318,5 +330,5 @@ describe('end to end: the real process', () => {
       expect(result.code).toBe(2);
     }
     expect(await world.snapshot()).toEqual(before);
-  });
+  }, 300_000);
 });

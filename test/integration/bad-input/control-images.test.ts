@@ -28,6 +28,9 @@ import {
 } from '../../helpers/bad-inputs.js';
 import { useLocalStack } from '../../helpers/stack.js';
 
+/** Generous: the fixtures and a first ingest on a machine other test files load too. */
+const SETUP_TIMEOUT_MS = 180_000;
+
 const stack = useLocalStack({ simulator: false });
 let redis: Redis;
 let s3: S3Client;
@@ -81,7 +84,7 @@ beforeAll(async () => {
   const created = await runDepthq(['ingest', baseline, '--run', 'villa', '--budget', '10'], environment);
   expect(created.stderr).toBe('');
   expect(created.code).toBe(0);
-});
+}, SETUP_TIMEOUT_MS);
 
 afterAll(async () => {
   await closeConnection(redis);

@@ -24,6 +24,9 @@ import {
 } from '../../helpers/bad-inputs.js';
 import { useLocalStack } from '../../helpers/stack.js';
 
+/** Generous: the fixtures and a first ingest on a machine other test files load too. */
+const SETUP_TIMEOUT_MS = 180_000;
+
 const stack = useLocalStack({ simulator: false });
 let redis: Redis;
 let root: string;
@@ -56,7 +59,7 @@ beforeAll(async () => {
   expect(created.stderr).toBe('');
   expect(created.code).toBe(0);
   expect(created.stdout).toContain('Enqueued 2 new jobs.');
-});
+}, SETUP_TIMEOUT_MS);
 
 afterAll(async () => {
   await closeConnection(redis);
