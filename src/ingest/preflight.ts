@@ -14,7 +14,7 @@ import {
   ObjectMissingError,
   type ObjectRef,
 } from '../storage/s3.js';
-import { controlImageStructureProblem } from './control-image-structure.js';
+import { controlImageStructureProblem, STRUCTURE_WINDOWS } from './control-image-structure.js';
 
 /** What the simulator accepts and what a depth model needs: larger control images are refused at ingest. */
 export const DEFAULT_MAX_CONTROL_IMAGE_BYTES = 20 * 1024 * 1024;
@@ -115,11 +115,12 @@ export async function preflightControlImages(
       limit(async (): Promise<PreflightResult> => {
         let problem: string | undefined;
         try {
-          const info = await inspectImageObject(client, ref);
+          const info = await inspectImageObject(client, ref, undefined, STRUCTURE_WINDOWS);
           problem = unusableImageProblem(ref, info, maxBytes);
-          // The type is right; whether the image is whole, still and of a usable size takes a few more bytes.
+          // The type is right; whether the image is whole, still and of a usable size is in the same bytes (or a few more).
           if (problem === undefined && info.imageType !== undefined) {
-            problem = await controlImageStructureProblem(client, ref, info.imageType, info.size);
+            const read = [{ offset: 0, bytes: info.head }, ...(info.tail === undefined ? [] : [info.tail])];
+            problem = await controlImageStructureProblem(client, ref, { type: info.imageType, size: info.size, read });
           }
         } catch (thrown) {
           if (thrown instanceof ObjectMissingError) {

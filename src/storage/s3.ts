@@ -45,6 +45,16 @@ export interface ImageObjectInfo {
   readonly imageType: ImageType | undefined;
   /** The first bytes, for messages that say what was found instead of an image. */
   readonly head: Uint8Array;
+  /** The last bytes and where they start, when asked for (`tailBytes`) and the object is longer than its head. */
+  readonly tail?: { readonly offset: number; readonly bytes: Uint8Array };
+}
+
+/** How much of an object `inspectImageObject` reads besides its HEAD. */
+export interface InspectWindows {
+  /** @defaultValue 64 */
+  readonly headBytes?: number;
+  /** Read at the same time as the head. @defaultValue 0 */
+  readonly tailBytes?: number;
 }
 
 /** The object does not exist (HEAD answered 404). */
@@ -75,6 +85,7 @@ export async function inspectImageObject(
   client: S3Client,
   ref: ObjectRef,
   abortSignal?: AbortSignal,
+  windows: InspectWindows = {},
 ): Promise<ImageObjectInfo> {
   let head: HeadObjectCommandOutput;
   try {
@@ -86,13 +97,16 @@ export async function inspectImageObject(
   }
   const size = head.ContentLength ?? 0;
   let first: Uint8Array = new Uint8Array(0);
+  let tail: ImageObjectInfo['tail'];
   if (size > 0) {
-    const range = `bytes=0-${Math.min(size, 64) - 1}`;
-    const got = await client.send(
-      new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key, Range: range }),
-      sendOptions(abortSignal),
-    );
-    first = await readAll(got.Body);
+    const headLength = Math.min(size, Math.max(MIN_SNIFF_BYTES, windows.headBytes ?? 64));
+    const tailStart = Math.max(headLength, size - (windows.tailBytes ?? 0));
+    const [headBytes, tailBytes] = await Promise.all([
+      readObjectRange(client, ref, 0, headLength, abortSignal),
+      tailStart < size ? readObjectRange(client, ref, tailStart, size - tailStart, abortSignal) : undefined,
+    ]);
+    first = headBytes;
+    if (tailBytes !== undefined) tail = { offset: tailStart, bytes: tailBytes };
   }
   return {
     etag: head.ETag,
@@ -100,6 +114,7 @@ export async function inspectImageObject(
     contentType: head.ContentType,
     imageType: first.length >= MIN_SNIFF_BYTES ? sniffImageType(first) : undefined,
     head: first,
+    ...(tail === undefined ? {} : { tail }),
   };
 }
 
