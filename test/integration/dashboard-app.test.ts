@@ -43,14 +43,14 @@ beforeAll(async () => {
   await fixture.s3.send(new DeleteObjectCommand({ Bucket: broken.controlImage.bucket, Key: broken.controlImage.key }));
   const worker = await startRenderWorker(fixture.config, { concurrency: 4 });
   workers.push(worker);
-  const counters = await waitForCounters(fixture.ledger, fixture.run, (c) => c.succeeded + c.failed === 6, 90_000);
+  const counters = await waitForCounters(fixture.ledger, fixture.run, (c) => c.succeeded + c.failed === 6, 240_000);
   expect(counters).toMatchObject({ succeeded: 4, failed: 2 });
   const failed = [];
   for await (const entry of fixture.ledger.results(fixture.run)) if (entry.row.status === 'failed') failed.push(entry);
   failedJobId = failed[0]?.jobId ?? '';
   other = await prepareRenderRun(stack(), { images: 1, styles: ['day'] });
   fixtures.push(other);
-}, 120_000);
+}, 300_000);
 
 describe('dashboard pages', () => {
   it('lists the run with its counts, spend and state, with the security headers', async () => {
