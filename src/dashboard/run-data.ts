@@ -1,7 +1,7 @@
 /**
  * What the dashboard reads from the run ledger (never from BullMQ, whose finished jobs may be pruned): one scan of a
  * run's rows gives its status (`StatusTally`, the numbers of `depthq status`), its failures by reason, its completions
- * per minute and its latest outputs.
+ * per 10-second slot and its latest outputs.
  *
  * Every open page asks for fresh data every second, and a scan of 100k rows takes seconds (docs/dashboard.md, `npm run
  * bench:dashboard`), so the two parts are read apart: the counters, money and state (a few keys) at most once a
