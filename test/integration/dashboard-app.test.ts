@@ -227,3 +227,23 @@ describe('dashboard safety', () => {
     for (const text of texts) expect(secretsIn(text, env)).toEqual([]);
   });
 });
+
+describe('after BullMQ pruned the jobs', () => {
+  it('still shows the run, its failures and its gallery, and serves its thumbnails, from the ledger', async () => {
+    await fixture.queue.clean(0, 1000, 'completed');
+    await fixture.queue.clean(0, 1000, 'failed');
+    expect(await fixture.queue.getJobCounts('completed', 'failed')).toEqual({ completed: 0, failed: 0 });
+    const app = dashboardFor(fixture);
+    const page = await (await app.request(`/runs/${fixture.run}`)).text();
+    expect(page).toMatch(/data-count="succeeded">4</);
+    expect(page).toMatch(/data-reason="[^"]+"/);
+    const jobs = [...page.matchAll(/data-job="([^"]+)"/g)].map((match) => match[1] ?? '');
+    expect(jobs).toHaveLength(4);
+    for (const jobId of jobs) {
+      for (const kind of ['output', 'control']) {
+        const thumb = await app.request(`/runs/${fixture.run}/thumbnails/${encodeURIComponent(jobId)}/${kind}`);
+        expect(thumb.status, `${kind} of ${jobId}`).toBe(200);
+      }
+    }
+  });
+});
