@@ -1,7 +1,7 @@
 /**
  * What the dashboard reads from the run ledger (never from BullMQ, whose finished jobs may be pruned): one scan of a
  * run's rows gives its status (`StatusTally`, the numbers of `depthq status`), its failures by reason, its completions
- * per minute and its latest outputs.
+ * per 10-second slot and its latest outputs.
  *
  * Every open page asks for fresh data every second, and a scan of 100k rows takes seconds (docs/dashboard.md, `npm run
  * bench:dashboard`), so the two parts are read apart: the counters, money and state (a few keys) at most once a
@@ -10,6 +10,7 @@
  * `costFactor` times its last duration, so a huge run costs Redis and this process a bounded share of their time.
  * Pages and events that ask in between share the readings.
  */
+import pLimit from 'p-limit';
 import { type RunLedger, type RunMeta, RunNotFoundError } from '../ledger/run-ledger.js';
 import { etaOf, hasEnded, type RunCounts, type RunStatus, readRunCounts, StatusTally } from '../runs/run-status.js';
 import {
@@ -92,6 +93,17 @@ export function withFreshCounts(scanned: RunDetail, counts: RunCounts): RunDetai
   return { ...scanned, status, card: runCardOf(status) };
 }
 
+/** A status from the counts alone, before the rows were scanned: no rate yet, so no ETA unless the run ended. */
+export function countsOnlyStatus(counts: RunCounts, meta: RunMeta): RunStatus {
+  return {
+    ...counts,
+    meta,
+    parkedByReason: {},
+    imagesPerMinute: null,
+    ...etaOf(counts.counts, counts.state, {}, null),
+  };
+}
+
 interface Timed<T> {
   readAtMs: number;
   tookMs: number;
@@ -110,6 +122,8 @@ export class RunDataCache {
   readonly #options: RunDataOptions;
   readonly #now: () => number;
   readonly #entries = new Map<string, RunEntry>();
+  /** Scans at once across all runs: a first look at a ledger of many large runs must not start them all together. */
+  readonly #scanLimit = pLimit(2);
 
   constructor(ledger: RunLedger, options: RunDataOptions = {}) {
     this.#ledger = ledger;
@@ -158,14 +172,13 @@ export class RunDataCache {
 
   /** One scan of the rows, shared by every ask while it runs. */
   #startScan(run: string, entry: RunEntry): Promise<RunDetail | undefined> {
-    const startedMs = this.#now();
-    const reading = (async () => {
+    const reading = this.#scanLimit(async () => {
+      const startedMs = this.#now();
       const meta = await this.#ledger.getRun(run);
-      return meta === undefined ? undefined : readRunDetail(this.#ledger, run, meta, this.#options);
-    })();
-    entry.scanReading = reading;
-    return reading.then(
-      (value) => {
+      const value = meta === undefined ? undefined : await readRunDetail(this.#ledger, run, meta, this.#options);
+      return { value, startedMs };
+    }).then(
+      ({ value, startedMs }) => {
         entry.scan = { readAtMs: this.#now(), tookMs: this.#now() - startedMs, value };
         entry.scanReading = undefined;
         return value;
@@ -176,6 +189,8 @@ export class RunDataCache {
         throw error;
       },
     );
+    entry.scanReading = reading;
+    return reading;
   }
 
   /**
@@ -201,13 +216,32 @@ export class RunDataCache {
     return scanned === undefined ? undefined : withFreshCounts(scanned, counts);
   }
 
+  /**
+   * The run's card for the runs page. A run not scanned yet gets its card from the counts alone (rate and ETA to come)
+   * while its scan starts in the background: the first look at a ledger of many large runs answers at once.
+   */
+  async #card(run: string): Promise<RunCardView | undefined> {
+    const counts = await this.#counts(run);
+    if (counts === undefined) return undefined;
+    const entry = this.#entry(run);
+    if (entry.scan === undefined) {
+      if (entry.scanReading === undefined) {
+        this.#startScan(run, entry).catch((error: unknown) => this.#options.onBackgroundError?.(error));
+      }
+      const meta = await this.#ledger.getRun(run);
+      return meta === undefined ? undefined : runCardOf(countsOnlyStatus(counts, meta));
+    }
+    const scanned = await this.#scan(run);
+    return scanned === undefined ? undefined : withFreshCounts(scanned, counts).card;
+  }
+
   /** Every run's card, newest first (by creation, as `depthq runs` lists them). */
   async overview(): Promise<RunCardView[]> {
     const cards: RunCardView[] = [];
     for (const run of await this.#ledger.listRuns()) {
       // The index can name a run whose keys were deleted by hand: it is not a run any more.
-      const detail = await this.detail(run);
-      if (detail !== undefined) cards.push(detail.card);
+      const card = await this.#card(run);
+      if (card !== undefined) cards.push(card);
     }
     return cards.sort((a, b) =>
       a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : a.run.localeCompare(b.run),

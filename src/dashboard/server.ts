@@ -80,7 +80,8 @@ export async function startDashboardServer(options: DashboardServerOptions): Pro
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
       throw new UsageError(
-        `cannot listen on ${urlOf(host, options.port ?? 3000)} (${code}): choose another --port or --host`,
+        `cannot listen on ${urlOf(host, options.port ?? 3000)} (${code}): the port is taken or the address is not ` +
+          "this machine's; choose another port or host",
       );
     }
     throw error;

@@ -12,7 +12,8 @@ function dashboard(args: string[], env: Record<string, string> = {}) {
   const result = spawnSync(process.execPath, ['bin/depthq.js', 'dashboard', ...args], {
     cwd: repoRoot,
     encoding: 'utf8',
-    timeout: 60_000,
+    // The CLI starts through tsx: seconds on an idle machine, a minute or more on a loaded one.
+    timeout: 240_000,
     // Nothing listens on this Redis: a refusal must come before any connection.
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', REDIS_URL: 'redis://127.0.0.1:1', ...env },
   });
@@ -29,7 +30,7 @@ describe('depthq dashboard', () => {
         'its outputs. Set DASHBOARD_USER and DASHBOARD_PASSWORD (basic auth; see .env.example), or leave --host at ' +
         '127.0.0.1.',
     ]);
-  });
+  }, 300_000);
 
   it('refuses a password without a user the same way, also on loopback', () => {
     const { code, stderr } = dashboard(['--port', '0'], { DASHBOARD_PASSWORD: 'secret-password' });
@@ -37,11 +38,11 @@ describe('depthq dashboard', () => {
     expect(stderr.trimEnd().split('\n')).toHaveLength(1);
     expect(stderr).toContain('DASHBOARD_PASSWORD is set without DASHBOARD_USER');
     expect(stderr).not.toContain('secret-password');
-  });
+  }, 300_000);
 
   it('refuses a bad port with the flag rule', () => {
     const { code, stderr } = dashboard(['--port', '70000']);
     expect(code).toBe(2);
     expect(stderr).toContain('--port must be a whole number from 0 to 65535, got "70000"');
-  });
+  }, 300_000);
 });

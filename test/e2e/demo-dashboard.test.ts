@@ -54,7 +54,7 @@ describe('depthq demo --dashboard', () => {
       demo.once('close', (code, signal) => resolve({ code, signal }));
     });
 
-    expect(await eventually(() => /^Dashboard: http:\/\/127\.0\.0\.1:\d+\/runs\/\S+/m.test(stdout), 120_000)).toBe(
+    expect(await eventually(() => /^Dashboard: http:\/\/127\.0\.0\.1:\d+\/runs\/\S+/m.test(stdout), 300_000)).toBe(
       true,
     );
     const pageUrl = /^Dashboard: (http:\/\/127\.0\.0\.1:\d+\/runs\/\S+)/m.exec(stdout)?.[1] ?? '';
@@ -63,7 +63,7 @@ describe('depthq demo --dashboard', () => {
     expect(live.status).toBe(200);
     expect(await live.text()).toContain(`Run ${run}`);
 
-    expect(await eventually(() => stdout.includes('The dashboard stays up at'), 180_000)).toBe(true);
+    expect(await eventually(() => stdout.includes('The dashboard stays up at'), 400_000)).toBe(true);
     const after = await (await fetch(pageUrl)).text();
     expect(after).toMatch(/data-count="succeeded">2</);
     const redisPid = Number(/redis-server pid (\d+)/.exec(stdout)?.[1]);
@@ -74,5 +74,5 @@ describe('depthq demo --dashboard', () => {
     expect(stdout).toContain('the workers and the local stack are stopped');
     expect(await eventually(() => processIsGone(redisPid), 30_000)).toBe(true);
     await expect(fetch(pageUrl)).rejects.toThrow();
-  }, 300_000);
+  }, 900_000);
 });

@@ -43,14 +43,14 @@ beforeAll(async () => {
   await fixture.s3.send(new DeleteObjectCommand({ Bucket: broken.controlImage.bucket, Key: broken.controlImage.key }));
   const worker = await startRenderWorker(fixture.config, { concurrency: 4 });
   workers.push(worker);
-  const counters = await waitForCounters(fixture.ledger, fixture.run, (c) => c.succeeded + c.failed === 6, 90_000);
+  const counters = await waitForCounters(fixture.ledger, fixture.run, (c) => c.succeeded + c.failed === 6, 240_000);
   expect(counters).toMatchObject({ succeeded: 4, failed: 2 });
   const failed = [];
   for await (const entry of fixture.ledger.results(fixture.run)) if (entry.row.status === 'failed') failed.push(entry);
   failedJobId = failed[0]?.jobId ?? '';
   other = await prepareRenderRun(stack(), { images: 1, styles: ['day'] });
   fixtures.push(other);
-}, 120_000);
+}, 300_000);
 
 describe('dashboard pages', () => {
   it('lists the run with its counts, spend and state, with the security headers', async () => {
@@ -225,5 +225,25 @@ describe('dashboard safety', () => {
     shutdown.abort();
     expect(texts.join('\n')).toContain(fixture.run);
     for (const text of texts) expect(secretsIn(text, env)).toEqual([]);
+  });
+});
+
+describe('after BullMQ pruned the jobs', () => {
+  it('still shows the run, its failures and its gallery, and serves its thumbnails, from the ledger', async () => {
+    await fixture.queue.clean(0, 1000, 'completed');
+    await fixture.queue.clean(0, 1000, 'failed');
+    expect(await fixture.queue.getJobCounts('completed', 'failed')).toEqual({ completed: 0, failed: 0 });
+    const app = dashboardFor(fixture);
+    const page = await (await app.request(`/runs/${fixture.run}`)).text();
+    expect(page).toMatch(/data-count="succeeded">4</);
+    expect(page).toMatch(/data-reason="[^"]+"/);
+    const jobs = [...page.matchAll(/data-job="([^"]+)"/g)].map((match) => match[1] ?? '');
+    expect(jobs).toHaveLength(4);
+    for (const jobId of jobs) {
+      for (const kind of ['output', 'control']) {
+        const thumb = await app.request(`/runs/${fixture.run}/thumbnails/${encodeURIComponent(jobId)}/${kind}`);
+        expect(thumb.status, `${kind} of ${jobId}`).toBe(200);
+      }
+    }
   });
 });

@@ -3,13 +3,14 @@
  * and the small parsers and caches the routes rely on.
  */
 import { describe, expect, it } from 'vitest';
+import { describeConfig, loadConfig } from '../../src/config/index.js';
 import { parseBudgetField } from '../../src/dashboard/actions.js';
 import { credentialsFor, isLoopbackHost } from '../../src/dashboard/auth.js';
 import { runPageOfJob } from '../../src/dashboard/bull-board.js';
 import { html } from '../../src/dashboard/pages/html.js';
 import { runCard } from '../../src/dashboard/pages/run-card.js';
 import { spanText, throughputChart } from '../../src/dashboard/pages/throughput-chart.js';
-import { type RunDetail, withFreshCounts } from '../../src/dashboard/run-data.js';
+import { countsOnlyStatus, type RunDetail, withFreshCounts } from '../../src/dashboard/run-data.js';
 import {
   barSegmentsOf,
   CompletionTally,
@@ -24,7 +25,7 @@ import { ThumbnailCache } from '../../src/dashboard/thumbnails.js';
 import type { ResultRow } from '../../src/ledger/run-ledger.js';
 import type { RunStatus, StateCounts } from '../../src/runs/run-status.js';
 
-const counts = (partial: Partial<StateCounts>): StateCounts => {
+const countsOf = (partial: Partial<StateCounts>): StateCounts => {
   const base = { waiting: 0, running: 0, succeeded: 0, failed: 0, flagged: 0, parked: 0, canceled: 0, ...partial };
   const total = Object.values(base).reduce((sum, value) => sum + value, 0);
   return { ...base, total };
@@ -38,7 +39,7 @@ function status(partial: Partial<RunStatus> = {}): RunStatus {
   return {
     run: 'night-run',
     state: 'active',
-    counts: counts({ succeeded: 3, failed: 1, running: 2, waiting: 4 }),
+    counts: countsOf({ succeeded: 3, failed: 1, running: 2, waiting: 4 }),
     money: { budget: 2_000_000, reserved: 100_000, spent: 150_000, possiblyBilled: 0 },
     observedAtMs: Date.parse('2026-01-01T00:10:00Z'),
     meta: {
@@ -58,12 +59,12 @@ function status(partial: Partial<RunStatus> = {}): RunStatus {
 
 describe('run card view', () => {
   it('gives the bar one segment per state present, ended states first, shares of all jobs', () => {
-    expect(barSegmentsOf(counts({ succeeded: 1, waiting: 2, failed: 1 }))).toEqual([
+    expect(barSegmentsOf(countsOf({ succeeded: 1, waiting: 2, failed: 1 }))).toEqual([
       { state: 'succeeded', count: 1, percent: 25 },
       { state: 'failed', count: 1, percent: 25 },
       { state: 'waiting', count: 2, percent: 50 },
     ]);
-    expect(barSegmentsOf(counts({}))).toEqual([]);
+    expect(barSegmentsOf(countsOf({}))).toEqual([]);
   });
 
   it('says what `depthq status` says: spent of budget, rate, ETA, share ended', () => {
@@ -100,7 +101,7 @@ describe('run card view', () => {
 
 describe('a scanned run with newer counts', () => {
   const scanned: RunDetail = {
-    status: status({ parkedByReason: { budget: 2 }, counts: counts({ succeeded: 3, parked: 2, waiting: 5 }) }),
+    status: status({ parkedByReason: { budget: 2 }, counts: countsOf({ succeeded: 3, parked: 2, waiting: 5 }) }),
     card: runCardOf(status()),
     failures: [],
     throughput: [],
@@ -112,7 +113,7 @@ describe('a scanned run with newer counts', () => {
       run: 'night-run',
       state: 'paused',
       pause: { reason: 'account', message: 'no credit', at: '2026-01-01T00:10:00Z' },
-      counts: counts({ succeeded: 6, waiting: 4 }),
+      counts: countsOf({ succeeded: 6, waiting: 4 }),
       money: { budget: 2_000_000, reserved: 0, spent: 300_000, possiblyBilled: 0 },
       observedAtMs: scanned.status.observedAtMs + 5000,
     });
@@ -125,6 +126,14 @@ describe('a scanned run with newer counts', () => {
     expect(fresh.card.counts.succeeded).toBe(6);
     expect(fresh.status.parkedByReason).toEqual({});
     expect(fresh.card.pauseNote).toContain('no credit');
+  });
+
+  it('makes a card from the counts alone before the first scan: no rate, no ETA until the run ended', () => {
+    const { meta, ...counts } = status();
+    const card = runCardOf(countsOnlyStatus(counts, meta));
+    expect(card).toMatchObject({ rate: '– images/min', eta: 'ETA –', spent: '$0.15', percentEnded: 40 });
+    const ended = runCardOf(countsOnlyStatus({ ...counts, counts: countsOf({ succeeded: 2 }) }, meta));
+    expect(ended.eta).toBe('ETA done');
   });
 
   it('keeps the scan when the counts are not newer', () => {
@@ -229,6 +238,20 @@ describe('who must log in', () => {
     expect(() => credentialsFor('127.0.0.1', { user: 'ops', password: undefined })).toThrow(
       /DASHBOARD_USER is set without DASHBOARD_PASSWORD/,
     );
+  });
+});
+
+describe('dashboard settings', () => {
+  it('reads DASHBOARD_USER and DASHBOARD_PASSWORD into config and never shows the password', () => {
+    const config = loadConfig({ DASHBOARD_USER: 'ops', DASHBOARD_PASSWORD: 'pw-secret-1' });
+    expect(config.dashboard).toEqual({ user: 'ops', password: 'pw-secret-1' });
+    const described = describeConfig(config);
+    expect(described).toMatchObject({ DASHBOARD_USER: 'ops', DASHBOARD_PASSWORD: '(set, hidden)' });
+    expect(JSON.stringify(described)).not.toContain('pw-secret-1');
+    expect(loadConfig({ DASHBOARD_USER: '', DASHBOARD_PASSWORD: '' }).dashboard).toEqual({
+      user: undefined,
+      password: undefined,
+    });
   });
 });
 
