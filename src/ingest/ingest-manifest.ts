@@ -13,7 +13,8 @@
  * only its new rows, and a row whose content changed after it was enqueued is an error naming both lines.
  *
  * Memory: the spool holds the payloads; what stays in memory grows with the rows only by a few dozen bytes each (row
- * ids and output keys for duplicate checks, control-image keys for preflight) — measured by scripts/bench-ingest.ts.
+ * ids and output keys for duplicate checks, control-image keys for preflight) — measured by `npm run bench:ingest`
+ * (docs/bench-orchestration.md).
  */
 import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
