@@ -11,6 +11,9 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           environment: 'node',
+          // A few unit tests draw images with sharp (~100 ms each alone); on a loaded 2-core machine vitest's default
+          // 5 s bound was met by scheduling, not by the code. The bound is a hang guard, never a speed assertion.
+          testTimeout: 30_000,
           // Unit tests first (fast feedback), then the integration files with their own worker limit.
           sequence: { groupOrder: 0 },
         },

@@ -24,6 +24,8 @@ interface DemoFlags {
   out: string;
   images: string;
   workers: string;
+  dashboard?: boolean;
+  dashboardPort: string;
 }
 
 const HANDLED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -68,19 +70,26 @@ export function registerDemoCommand(program: Command): void {
       String(DEMO_DEFAULT_IMAGES),
     )
     .option('--workers <n>', `worker processes (1–${DEMO_MAX_WORKERS})`, String(DEMO_DEFAULT_WORKERS))
+    .option('--dashboard', 'serve the dashboard (read-only) on the run while it renders, and keep it up until Ctrl-C')
+    .option('--dashboard-port <n>', 'port of the dashboard on 127.0.0.1 (0 picks a free one)', '3000')
     .addHelpText(
       'after',
       '\nStarts redis-server (installed with apt-get when missing and run as root), s3rver and the simulator on free\n' +
         "ports; draws control images; renders them in two styles with worker processes; prints each job's seed, cost\n" +
         'and output key and the total spend; copies everything into --out with an index.html contact sheet.\n' +
         'The --out folder is replaced on every run, so it must be new, empty, or a previous demo output.\n' +
-        'Nothing is left running afterwards, also after Ctrl-C. Your REDIS_URL, S3 and Replicate settings are ignored.',
+        'Nothing is left running afterwards, also after Ctrl-C. Your REDIS_URL, S3 and Replicate settings are ignored.\n' +
+        "With --dashboard it prints the address of the run's dashboard page, watchable while the run renders, and keeps\n" +
+        'the dashboard and the stack up after the run until Ctrl-C.',
     )
     .action(async (flags: DemoFlags) => {
       const options = {
         outDir: nonEmptyFlag('--out', flags.out, 'a folder'),
         images: wholeNumberFlag('--images', flags.images, 1, DEMO_MAX_IMAGES),
         workers: wholeNumberFlag('--workers', flags.workers, 1, DEMO_MAX_WORKERS),
+        ...(flags.dashboard === true
+          ? { dashboardPort: wholeNumberFlag('--dashboard-port', flags.dashboardPort, 0, 65_535) }
+          : {}),
       };
       // The AWS SDK's notice that its 2027 releases need Node 22 concerns deployments (README: Configuration), not a
       // demo on a local S3; on a fresh machine it reads like an error. Someone who set the variable keeps their choice.
@@ -88,7 +97,9 @@ export function registerDemoCommand(program: Command): void {
       const outcome = await withSignalsAsAborts((stop, force) =>
         runDemo(options, { stdout: process.stdout, baseEnv: process.env, signal: stop, forceSignal: force }),
       );
-      if (outcome.received !== undefined) {
+      // With --dashboard a finished demo waits for Ctrl-C: that signal is its normal end, not an interruption.
+      const finishedThenStopped = outcome.value?.dashboardUrl !== undefined;
+      if (outcome.received !== undefined && !finishedThenStopped) {
         // Dying by the signal tells the shell (and `make`, CI) the truth: the demo was interrupted, not failed.
         process.kill(process.pid, outcome.received);
         return;

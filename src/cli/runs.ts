@@ -1,5 +1,5 @@
 /**
- * The run commands: `runs`, `status`, `report`, `retry`, `cancel`, `pause`, `resume`, `budget`, `sheet`. Thin: parse the
+ * The run commands: `runs`, `status`, `report`, `retry`, `cancel`, `pause`, `resume`, `budget`, `sheet`, `verify`. Thin: parse the
  * flags (src/cli/flags.ts), open the ledger and queue (src/runs/run-context.ts), call src/runs, print. A run id that
  * names no run, a bad flag or a bad amount is a UsageError (exit code 2) with the fix in the message.
  */
@@ -11,6 +11,7 @@ import { finished } from 'node:stream/promises';
 import { type Command, Option } from 'commander';
 import { loadConfig } from '../config/index.js';
 import { UsageError } from '../core/errors.js';
+import { parseRunId } from '../core/keys.js';
 import { formatUsd, type Micros } from '../core/money.js';
 import { providerForConfig } from '../providers/provider-for-config.js';
 import { cancelRun } from '../runs/cancel-run.js';
@@ -21,9 +22,10 @@ import { formatRunTable, listRunSummaries, runSummaryJson } from '../runs/run-li
 import { REPORT_FORMATS, type ReportFormat, writeRunReport } from '../runs/run-report.js';
 import { GRID_MAX_ROWS, writeRunSheet } from '../runs/run-sheet.js';
 import { formatRunStatus, readRunStatus, runStatusJson } from '../runs/run-status.js';
+import { formatVerifyReport, verifyRun } from '../runs/verify-run.js';
 import { watchRunStatus } from '../runs/watch-status.js';
 import { s3ClientForConfig } from '../storage/s3-client.js';
-import { dollarsFlag, nonEmptyFlag, numberFlag } from './flags.js';
+import { dollarsFlag, nonEmptyFlag, numberFlag, wholeNumberFlag } from './flags.js';
 
 const CONFIG_HINT = '\nREDIS_URL and DEPTHQ_PREFIX say which ledger is read (`depthq config` shows them).';
 
@@ -96,7 +98,7 @@ export function registerRunCommands(program: Command): void {
   program
     .command('status')
     .description('where a run stands: jobs by state, spent/reserved/budget, images per minute, ETA')
-    .argument('<run>', 'the run id (`depthq runs` lists them)')
+    .argument('<run>', 'the run id (`depthq runs` lists them)', parseRunId)
     .option('--watch', 'redraw until every job has ended (a progress block on a terminal, a line per change otherwise)')
     .option('--json', 'print JSON (with --watch: one JSON object per line, on each change)')
     .option('--interval <seconds>', 'how often --watch reads the ledger', '1')
@@ -133,7 +135,7 @@ export function registerRunCommands(program: Command): void {
     .description(
       'one row per job (row id, style, status, output key, seed, prediction ids, cost, attempts, timings, error, prompt, metadata)',
     )
-    .argument('<run>', 'the run id')
+    .argument('<run>', 'the run id', parseRunId)
     .addOption(new Option('--format <format>', 'csv or JSON lines').choices(REPORT_FORMATS).default('csv'))
     .option('--out <file>', "where to write it; '-' is standard output", '-')
     .addHelpText(
@@ -158,7 +160,7 @@ export function registerRunCommands(program: Command): void {
   program
     .command('retry')
     .description('requeue jobs that failed (same seed) or were flagged (with --reseed: a new, recorded seed)')
-    .argument('<run>', 'the run id')
+    .argument('<run>', 'the run id', parseRunId)
     .option('--failed', 'jobs that failed (the default when no selection is given)')
     .option('--flagged', 'jobs the content filter refused; needs --reseed')
     .option('--reseed', "give each flagged job its next derived seed (recorded in the ledger and the output's sidecar)")
@@ -196,7 +198,7 @@ export function registerRunCommands(program: Command): void {
     .description(
       'stop spending on a run: waiting jobs removed, in-flight predictions canceled, every job recorded canceled',
     )
-    .argument('<run>', 'the run id')
+    .argument('<run>', 'the run id', parseRunId)
     .addHelpText(
       'after',
       '\nFinal: a canceled run cannot be resumed. Needs REPLICATE_API_TOKEN (and REPLICATE_BASE_URL for a simulator)\n' +
@@ -228,7 +230,7 @@ export function registerRunCommands(program: Command): void {
   program
     .command('pause')
     .description("stop starting a run's jobs (other runs on the queue go on); predictions under way finish")
-    .argument('<run>', 'the run id')
+    .argument('<run>', 'the run id', parseRunId)
     .addHelpText('after', CONFIG_HINT)
     .action(async (run: string) => {
       await withRunContext(loadConfig(), async ({ ledger, requireRun }) => {
@@ -243,7 +245,7 @@ export function registerRunCommands(program: Command): void {
   program
     .command('resume')
     .description('start a paused run again; its parked jobs are released at once')
-    .argument('<run>', 'the run id')
+    .argument('<run>', 'the run id', parseRunId)
     .addHelpText(
       'after',
       '\nA run pauses itself when Replicate refuses the account (a bad token, no credit, a model gone; `depthq status`\n' +
@@ -266,7 +268,7 @@ export function registerRunCommands(program: Command): void {
   program
     .command('budget')
     .description("raise or lower a run's budget; jobs parked over budget are released as far as the money allows")
-    .argument('<run>', 'the run id')
+    .argument('<run>', 'the run id', parseRunId)
     .argument('<usd>', 'the new budget in dollars (e.g. 25 or 1200.50), or "unlimited"')
     .addHelpText(
       'after',
@@ -297,7 +299,7 @@ export function registerRunCommands(program: Command): void {
   program
     .command('sheet')
     .description('a contact sheet of a run: index.html and grid.png with each control image beside its outputs')
-    .argument('<run>', 'the run id')
+    .argument('<run>', 'the run id', parseRunId)
     .option('--out <dir>', 'the folder to write (replaced if it holds a previous sheet)', undefined)
     .addHelpText(
       'after',
@@ -326,4 +328,42 @@ export function registerRunCommands(program: Command): void {
         s3.destroy();
       }
     });
+
+  program
+    .command('verify')
+    .description(
+      'audit a run, read-only: jobs accounted, outputs and sidecars in S3, ledger recounted, no paid orphans',
+    )
+    .argument('<run>', 'the run id', parseRunId)
+    .option('--json', 'print the report as JSON (problems with a stable `kind`, and the figures checked)')
+    .option('--no-provider', "skip listing the provider's predictions (no orphan check)")
+    .option('--concurrency <n>', 'S3 reads and BullMQ lookups in flight at once', '8')
+    .option('--max-predictions <n>', "stop listing the provider's predictions after this many", '50000')
+    .addHelpText(
+      'after',
+      "\nChecks: every job ended or held by BullMQ; every succeeded output and sidecar in S3, the output's sha256 and\n" +
+        "size equal to its sidecar's, the sidecar's seed, input and prediction id equal to the ledger's; the counters,\n" +
+        "spent and reserved equal to a recount of rows, settlements and reservations; and, inside the provider's\n" +
+        "retention, no prediction of the run's inputs billed without a row that knows it, none listed twice.\n" +
+        'Exit code 0 when all holds, 1 with the list of problems, 2 for a mistake (an unknown run). See docs/verify.md.' +
+        CONFIG_HINT,
+    )
+    .action(
+      async (
+        run: string,
+        flags: { json?: boolean; provider: boolean; concurrency: string; maxPredictions: string },
+      ) => {
+        const concurrency = wholeNumberFlag('--concurrency', flags.concurrency, 1, 256);
+        const maxPredictions = wholeNumberFlag('--max-predictions', flags.maxPredictions, 1, 10_000_000);
+        await withRunContext(loadConfig(), async (context) => {
+          const report = await verifyRun(context, run, {
+            concurrency,
+            maxPredictions,
+            ...(flags.provider ? {} : { provider: null }),
+          });
+          say(flags.json ? JSON.stringify(report, null, 2) : formatVerifyReport(report));
+          if (!report.ok) process.exitCode = 1;
+        });
+      },
+    );
 }

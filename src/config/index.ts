@@ -88,6 +88,10 @@ export const environmentSchema = z.object({
   DEPTHQ_POST_CREATE_RETRY_MS: positiveInt('a post-create retry window in ms', 86_400_000),
   DEPTHQ_PROVIDER_RETENTION_MS: positiveInt("the provider's output retention in ms", 30 * 86_400_000),
   DEPTHQ_RETENTION_MARGIN_MS: positiveInt('a retention margin in ms', 86_400_000),
+  DEPTHQ_TELEMETRY_INTERVAL_MS: positiveInt('a telemetry flush interval in ms', 600_000),
+  DEPTHQ_METRICS_RUNS: positiveInt('runs shown on /metrics', 10_000),
+  DASHBOARD_USER: optionalText,
+  DASHBOARD_PASSWORD: optionalText,
   LOG_LEVEL: z.preprocess(
     (value) => (value === '' ? undefined : value),
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -119,6 +123,14 @@ export interface Config {
   readonly prefix: string;
   readonly logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
   /**
+   * `depthq dashboard`'s basic-auth credentials. Both or neither: the dashboard refuses to listen on anything but
+   * loopback without them (docs in README: Dashboard). Never logged, never shown on a page.
+   */
+  readonly dashboard: {
+    readonly user: string | undefined;
+    readonly password: string | undefined;
+  };
+  /**
    * Worker tuning; each absent value means "the built-in default" (src/queue/render-queue.ts,
    * src/pipeline/render-context.ts, src/providers/replicate.ts), so the defaults live beside the code they tune.
    */
@@ -138,6 +150,13 @@ export interface Config {
     readonly shutdownTimeoutMs?: number;
     /** How long one attempt retries failures after its prediction exists (default: until the retention margin). */
     readonly postCreateRetryMs?: number;
+    /** How often a worker adds its telemetry to Redis (src/queue/telemetry-publisher.ts). */
+    readonly telemetryIntervalMs?: number;
+  };
+  /** The dashboard's /metrics (src/dashboard/metrics-routes.ts, docs/metrics.md). */
+  readonly metrics: {
+    /** Per-run series are exported for the newest this many runs (by creation), so a scrape stays bounded. */
+    readonly runLimit: number;
   };
 }
 
@@ -149,6 +168,9 @@ export function definedOnly<T extends Record<string, unknown>>(
     [K in keyof T]?: Exclude<T[K], undefined>;
   };
 }
+
+/** Runs /metrics exports per-run series for when DEPTHQ_METRICS_RUNS is not set: the newest 50. */
+export const DEFAULT_METRICS_RUN_LIMIT = 50;
 
 export type Environment = Readonly<Record<string, string | undefined>>;
 
@@ -162,7 +184,8 @@ export function loadConfig(env: Environment = process.env): Config {
     const lines = parsed.error.issues.map((issue) => {
       const variable = String(issue.path[0] ?? 'environment');
       const given = env[variable];
-      const shown = variable === 'REPLICATE_API_TOKEN' || given === undefined ? '' : ` (got "${given}")`;
+      const secret = variable === 'REPLICATE_API_TOKEN' || variable === 'DASHBOARD_PASSWORD';
+      const shown = secret || given === undefined ? '' : ` (got "${given}")`;
       return `  ${variable}${shown}: ${issue.message}`;
     });
     throw new ConfigError(
@@ -187,6 +210,7 @@ export function loadConfig(env: Environment = process.env): Config {
     },
     prefix: e.DEPTHQ_PREFIX,
     logLevel: e.LOG_LEVEL,
+    dashboard: { user: e.DASHBOARD_USER, password: e.DASHBOARD_PASSWORD },
     worker: definedOnly({
       concurrency: e.DEPTHQ_WORKER_CONCURRENCY,
       globalConcurrency: e.DEPTHQ_GLOBAL_CONCURRENCY,
@@ -201,7 +225,9 @@ export function loadConfig(env: Environment = process.env): Config {
       createWaitSeconds: e.DEPTHQ_CREATE_WAIT_SECONDS,
       shutdownTimeoutMs: e.DEPTHQ_SHUTDOWN_TIMEOUT_MS,
       postCreateRetryMs: e.DEPTHQ_POST_CREATE_RETRY_MS,
+      telemetryIntervalMs: e.DEPTHQ_TELEMETRY_INTERVAL_MS,
     }),
+    metrics: { runLimit: e.DEPTHQ_METRICS_RUNS ?? DEFAULT_METRICS_RUN_LIMIT },
   };
 }
 
@@ -236,6 +262,9 @@ export function describeConfig(config: Config): Record<string, string> {
     AWS_REGION: config.s3.region,
     DEPTHQ_PREFIX: config.prefix,
     LOG_LEVEL: config.logLevel,
+    DEPTHQ_METRICS_RUNS: String(config.metrics.runLimit),
+    DASHBOARD_USER: config.dashboard.user ?? '(not set)',
+    DASHBOARD_PASSWORD: config.dashboard.password === undefined ? '(not set)' : '(set, hidden)',
     ...Object.fromEntries(Object.entries(config.worker).map(([name, value]) => [`worker.${name}`, String(value)])),
   };
 }

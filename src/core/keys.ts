@@ -374,7 +374,12 @@ export function renderOutputKey(template: string, values: OutputKeyValues): stri
     }
     segments.push(rendered);
   }
-  return validateObjectKey(segments.join('/'), `output key (from template ${JSON.stringify(template)})`);
+  const key = segments.join('/');
+  // A template without placeholders is the key itself (a row's own output_key): naming it twice says nothing more.
+  return validateObjectKey(
+    key,
+    key === template ? 'output key' : `output key (from template ${JSON.stringify(template)})`,
+  );
 }
 
 /**
@@ -480,4 +485,20 @@ export interface IngestKeys {
 export function ingestKeys(prefix: string, run: string): IngestKeys {
   const base = `${checkKeyPrefix(prefix)}:run:${parseRunId(run)}`;
   return { sources: `${base}:sources`, ingests: `${base}:ingests` };
+}
+
+/**
+ * The Redis keys of worker telemetry (src/core/telemetry.ts), one set per prefix, not per run: workers add to them every
+ * couple of seconds, the dashboard's /metrics reads them. See docs/metrics.md.
+ */
+export interface TelemetryKeys {
+  /** Hash: `kind|label…` → count, added to with HINCRBY by every worker; never reset (Prometheus counters). */
+  readonly counters: string;
+  /** Hash: worker id → last-seen epoch ms; the reader deletes ids not seen for an hour. Expires a day after the last write. */
+  readonly workers: string;
+}
+
+export function telemetryKeys(prefix: string): TelemetryKeys {
+  const base = `${checkKeyPrefix(prefix)}:telemetry`;
+  return { counters: `${base}:counters`, workers: `${base}:workers` };
 }

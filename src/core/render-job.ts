@@ -81,6 +81,16 @@ function inputFieldOf(field: string, description: string): string {
   return field;
 }
 
+function seedProblemOf(seed: unknown): FieldProblem | undefined {
+  if (seed === undefined) {
+    return { field: 'input.seed', message: 'is missing: a job always fixes its seed, or it cannot be reproduced' };
+  }
+  if (!isValidSeed(seed)) {
+    return { field: 'input.seed', message: `must be a whole number from 0 to ${MAX_SEED}, got ${String(seed)}` };
+  }
+  return undefined;
+}
+
 /**
  * Everything wrong with a job's `input` for `model`: image inputs present (they are presigned later), seed missing or
  * out of range, any of Replicate's rules broken, unknown inputs, or defaults left out (a job carries the complete input).
@@ -101,18 +111,8 @@ export function renderJobInputProblems(
     }
     forCheck[name] = IMAGE_INPUT_PLACEHOLDER_URL;
   }
-  const seed = input.seed;
-  if (seed === undefined) {
-    problems.push({
-      field: 'input.seed',
-      message: 'is missing: a job always fixes its seed, or it cannot be reproduced',
-    });
-  } else if (!isValidSeed(seed)) {
-    problems.push({
-      field: 'input.seed',
-      message: `must be a whole number from 0 to ${MAX_SEED}, got ${String(seed)}`,
-    });
-  }
+  const seedProblem = seedProblemOf(input.seed);
+  if (seedProblem !== undefined) problems.push(seedProblem);
   const result = validateModelInput(model, forCheck, { unknownInputs: 'reject' });
   if (!result.ok) {
     for (const invalid of result.invalidFields) {
@@ -131,29 +131,30 @@ export function renderJobInputProblems(
   return problems;
 }
 
-export const renderJobSchema = z
-  .object({
-    v: z.literal(RENDER_JOB_VERSION),
-    run: z.string().regex(runIdPattern, { error: `must be ${RUN_ID_RULE}` }),
-    rowId: z.string().min(1).max(MAX_ROW_ID_LENGTH),
-    style: z.string().min(1).max(MAX_STYLE_LENGTH).nullable(),
-    model: z.string().refine((id) => findModel(id) !== undefined, {
-      error: `must be a registered model: ${[...modelRegistry.keys()].join(', ')}`,
-    }),
-    controlImage: s3LocationSchema,
-    input: z.record(z.string(), inputValueSchema),
-    seedSource: z.enum(['manifest', 'derived']),
-    output: s3LocationSchema,
-    metadata: z.record(z.string(), z.string()),
-    priceMicrosPerImage: z.int().nonnegative(),
-  })
-  .superRefine((job, ctx) => {
-    const model = findModel(job.model);
-    if (model === undefined) return;
-    for (const problem of renderJobInputProblems(model, job.input)) {
-      ctx.addIssue({ code: 'custom', path: problem.field.split('.'), message: problem.message });
-    }
-  });
+/** A render job's fields and their own rules; `renderJobSchema` adds the input's rules for its model. */
+const renderJobFieldsSchema = z.object({
+  v: z.literal(RENDER_JOB_VERSION),
+  run: z.string().regex(runIdPattern, { error: `must be ${RUN_ID_RULE}` }),
+  rowId: z.string().min(1).max(MAX_ROW_ID_LENGTH),
+  style: z.string().min(1).max(MAX_STYLE_LENGTH).nullable(),
+  model: z.string().refine((id) => findModel(id) !== undefined, {
+    error: `must be a registered model: ${[...modelRegistry.keys()].join(', ')}`,
+  }),
+  controlImage: s3LocationSchema,
+  input: z.record(z.string(), inputValueSchema),
+  seedSource: z.enum(['manifest', 'derived']),
+  output: s3LocationSchema,
+  metadata: z.record(z.string(), z.string()),
+  priceMicrosPerImage: z.int().nonnegative(),
+});
+
+export const renderJobSchema = renderJobFieldsSchema.superRefine((job, ctx) => {
+  const model = findModel(job.model);
+  if (model === undefined) return;
+  for (const problem of renderJobInputProblems(model, job.input)) {
+    ctx.addIssue({ code: 'custom', path: problem.field.split('.'), message: problem.message });
+  }
+});
 
 export type RenderJob = z.output<typeof renderJobSchema>;
 
@@ -275,8 +276,16 @@ export function buildRenderJob(args: BuildRenderJobArgs): RenderJob {
       if (!model.imageInputs.includes(name)) input[name] = value;
     }
   }
-  // On a complete, valid input only the seed's range is left to find; otherwise this lists Replicate's objections.
-  const inputProblems = renderJobInputProblems(model, filled.ok ? input : candidate);
+  // The input is validated once per row (ingest builds 100,000 of them: docs/bench-orchestration.md). On a complete,
+  // valid input only the seed's range is left to find: `validateModelInput` passes a valid input through unchanged and
+  // `input` holds every field, so `renderJobInputProblems(model, input)` could add nothing else. Otherwise this lists
+  // Replicate's objections.
+  const seedProblem = filled.ok ? seedProblemOf(input.seed) : undefined;
+  const inputProblems = filled.ok
+    ? seedProblem === undefined
+      ? []
+      : [seedProblem]
+    : renderJobInputProblems(model, candidate);
   problems.push(...inputProblems);
 
   let outputKey = '';
@@ -312,8 +321,9 @@ export function buildRenderJob(args: BuildRenderJobArgs): RenderJob {
     metadata: { ...args.metadata },
     priceMicrosPerImage: model.priceMicrosPerImage,
   };
-  // The same schema the worker applies: a job that passes here cannot be refused as invalid after it was paid for.
-  const parsed = renderJobSchema.safeParse(job);
+  // The same rules the worker applies (`renderJobSchema`): its input rules were checked above on this very input, so
+  // the fields' own rules are what is left. A job that passes here cannot be refused as invalid after it was paid for.
+  const parsed = renderJobFieldsSchema.safeParse(job);
   if (!parsed.success) {
     throw rowError(
       parsed.error.issues.map((issue) => ({ field: issue.path.join('.'), message: issue.message })),

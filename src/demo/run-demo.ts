@@ -16,6 +16,7 @@ import { loadConfig } from '../config/index.js';
 import { DepthqError } from '../core/errors.js';
 import { defaultOutputKeyTemplate, sidecarKeyOf } from '../core/keys.js';
 import { formatUsd, type Micros, usdToMicros } from '../core/money.js';
+import type { RunningDashboard } from '../dashboard/server.js';
 import { type ResultRow, RunLedger } from '../ledger/run-ledger.js';
 import { makeControlImages } from '../local/control-images/index.js';
 import { type LocalStack, startLocalStack } from '../local/stack.js';
@@ -76,6 +77,11 @@ export interface DemoOptions {
   readonly outDir: string;
   readonly images: number;
   readonly workers: number;
+  /**
+   * Serve `depthq dashboard` (read-only) on this port of 127.0.0.1 (0: a free one) while the run renders, and keep it
+   * and the local stack up after the run until the stop signal (Ctrl-C), so the run can be looked at.
+   */
+  readonly dashboardPort?: number;
 }
 
 export interface DemoIo {
@@ -106,6 +112,8 @@ export interface DemoResult {
   /** Absolute. */
   readonly outDir: string;
   readonly workerExits: readonly WorkerExit[];
+  /** The run's dashboard page, when the demo served one. */
+  readonly dashboardUrl?: string;
 }
 
 /** The demo could not complete: a worker died, the run stalled. Reported as one message, exit code 1. */
@@ -308,6 +316,12 @@ async function exportOutputs(args: {
   await writeRelativeFile(staging, 'index.html', html);
 }
 
+/** Resolves when the stop signal is aborted (at once without a signal: nobody could stop the wait). */
+function stopRequested(signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined || signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+}
+
 function describeExit(exit: WorkerExit): string {
   return `pid ${exit.pid} ${exit.signal === null ? `exited ${exit.code}` : `killed by ${exit.signal}`}`;
 }
@@ -324,6 +338,8 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRes
   say('Starting the local stack: redis-server, s3rver (local S3) and the Replicate simulator …');
   const stack = await startLocalStack({ simulator: DEMO_SIMULATOR });
   let staging: string | undefined;
+  let dashboard: RunningDashboard | undefined;
+  let dashboardUrl: string | undefined;
   try {
     const { redis, s3: s3Server, simulator } = stack;
     if (redis === undefined || s3Server === undefined || simulator === undefined) {
@@ -381,6 +397,13 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRes
             `${DEMO_MODEL.id} at ${formatUsd(DEMO_MODEL.priceMicrosPerImage)} an image, budget ${formatUsd(budget)}`,
         );
         throwIfInterrupted(io.signal);
+        if (options.dashboardPort !== undefined) {
+          // Loaded only when asked for: bull-board and Hono are not part of a plain demo's start.
+          const { startDashboardServer } = await import('../dashboard/server.js');
+          dashboard = await startDashboardServer({ config, port: options.dashboardPort, s3 });
+          dashboardUrl = `${dashboard.url}/runs/${run}`;
+          say(`Dashboard: ${dashboardUrl} (live while the run renders; bull-board at ${dashboard.url}/queues)`);
+        }
         const fleet = await startWorkerProcesses({
           count: options.workers,
           env: workerEnv,
@@ -431,9 +454,24 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRes
     });
     await replaceOutputDirectory(staging, outDir);
     staging = undefined;
-    return { run, rows, spentMicros, elapsedMs: now() - startedAt, outDir, workerExits };
+    const elapsedMs = now() - startedAt;
+    if (dashboardUrl !== undefined) {
+      say(`Outputs are in ${outDir}. The dashboard stays up at ${dashboardUrl} until Ctrl-C.`);
+      await stopRequested(io.signal);
+    }
+    return {
+      run,
+      rows,
+      spentMicros,
+      elapsedMs,
+      outDir,
+      workerExits,
+      ...(dashboardUrl === undefined ? {} : { dashboardUrl }),
+    };
   } finally {
     if (staging !== undefined) await rm(staging, { recursive: true, force: true });
+    // Before the stack: its live pages read the Redis the stack is about to stop.
+    await dashboard?.close();
     await stack.stop();
   }
 }

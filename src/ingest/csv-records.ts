@@ -14,6 +14,7 @@ import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CsvError, parse } from 'csv-parse';
 import { UsageError } from '../core/errors.js';
+import { textEncodingProblem } from '../core/manifest/encoding.js';
 
 export interface CsvRecord {
   readonly fields: readonly string[];
@@ -36,6 +37,17 @@ export class CsvSyntaxError extends UsageError {
   }
 }
 
+/**
+ * The file is not UTF-8 text (UTF-16, a workbook, binary): refused from its first bytes, before any record. Its
+ * `reason` is said after the file's name.
+ */
+export class CsvEncodingError extends CsvSyntaxError {
+  override readonly name: string = 'CsvEncodingError';
+}
+
+/** Characters one record may hold: far above any real row; an unclosed quote stops here instead of at the file's end. */
+export const MAX_RECORD_CHARACTERS = 16 * 1024 * 1024;
+
 const LF = 0x0a;
 const CR = 0x0d;
 
@@ -53,7 +65,18 @@ class LineIndexer extends Transform {
   #breaksPassed = 0;
   #digest: string | undefined;
 
+  constructor(private readonly file: string) {
+    super();
+  }
+
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.#offset === 0 && chunk.length > 0) {
+      const problem = textEncodingProblem(chunk);
+      if (problem !== undefined) {
+        callback(new CsvEncodingError(this.file, 1, problem));
+        return;
+      }
+    }
     this.#hash.update(chunk);
     const base = this.#offset;
     const length = chunk.length;
@@ -153,6 +176,11 @@ function syntaxReason(error: CsvError): string {
       );
     case 'INVALID_OPENING_QUOTE':
       return 'a quote appears inside an unquoted field: quote the whole field and double the quote, e.g. "5"" nail"';
+    case 'CSV_MAX_RECORD_SIZE':
+      return (
+        `a record is longer than ${MAX_RECORD_CHARACTERS.toLocaleString('en-US')} characters, so a quote opened in it ` +
+        'is most likely never closed: close it, and write a quote inside a quoted field as two ("")'
+      );
     case 'CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE':
       return 'text follows a closing quote: quote the whole field and write quotes inside it as two ("")';
     default:
@@ -174,13 +202,14 @@ export interface CsvSource {
  * like blank lines. `file` names the source in messages.
  */
 export function readCsvRecords(input: Readable, file: string): CsvSource {
-  const indexer = new LineIndexer();
+  const indexer = new LineIndexer(file);
   // A parse error would destroy the stream and drop the records parsed before it; skipping the bad record instead
   // lets every good record before it through, and the first error is raised after them. csv-parse's state after a
   // broken quote is not trustworthy, so nothing after the first error is read.
   const parser = parse({
     bom: true,
     info: true,
+    max_record_size: MAX_RECORD_CHARACTERS,
     relax_column_count: true,
     skip_empty_lines: true,
     skip_records_with_error: true,

@@ -41,7 +41,7 @@ import {
   enqueueRenderJobs,
   type RenderQueueSettings,
 } from '../queue/render-queue.js';
-import { CsvSyntaxError, readCsvFile, readWholeCsvFile } from './csv-records.js';
+import { CsvEncodingError, CsvSyntaxError, readCsvFile, readWholeCsvFile } from './csv-records.js';
 import { type CandidateJob, ExistingJobs } from './existing-jobs.js';
 import {
   BudgetConfirmationError,
@@ -279,17 +279,21 @@ async function readManifest(
     }
   } catch (error) {
     if (!(error instanceof CsvSyntaxError)) throw readError(undefined, manifestPath, error);
-    fileProblems.push({ file, line: error.line, message: `${error.reason} (nothing after this line was read)` });
+    const unread = error instanceof CsvEncodingError ? '' : ' (nothing after this line was read)';
+    fileProblems.push({ file, line: error.line, message: `${error.reason}${unread}` });
   }
   await flush();
   await spool.finish();
 
   if (layout === undefined) {
-    fileProblems.push({
-      file,
-      line: 1,
-      message: 'is empty: the first line must be a header, e.g. id,control_image,prompt',
-    });
+    // A file refused for its encoding has said why already.
+    if (!fileProblems.some((problem) => problem.file === file)) {
+      fileProblems.push({
+        file,
+        line: 1,
+        message: 'is empty: the first line must be a header, e.g. id,control_image,prompt',
+      });
+    }
   } else if (rows === 0 && fileProblems.length === 0) {
     fileProblems.push({ file, line: layout.headerLine, message: 'has a header but no rows: add one row per image' });
   }
@@ -418,7 +422,10 @@ async function estimateOf(
 // 5. Enqueue
 // ---------------------------------------------------------------------------------------------------------------------
 
-/** Enqueues the new, valid spooled jobs in batches, recording each job's source after its batch is in. */
+/**
+ * Enqueues the new, valid spooled jobs in batches, recording each job's source after its batch is in. One batch is in
+ * Redis while the next is read from the spool: the reading overlaps the round trips instead of waiting for them.
+ */
 async function enqueueSpooled(
   spool: JobSpool,
   invalidLines: ReadonlySet<number>,
@@ -431,9 +438,9 @@ async function enqueueSpooled(
   let added = 0;
   let enqueued = 0;
   let batch: SpooledJob[] = [];
-  const enqueue = async (): Promise<void> => {
-    if (batch.length === 0) return;
-    const jobs = batch.flatMap((entry) => (entry.job === undefined ? [] : [entry.job]));
+  const enqueue = async (entries: readonly SpooledJob[]): Promise<void> => {
+    if (entries.length === 0) return;
+    const jobs = entries.flatMap((entry) => (entry.job === undefined ? [] : [entry.job]));
     // New jobs and jobs the queue lost (restored) alike: what this ingest put in the queue.
     const enqueueOutcome = await enqueueRenderJobs(queue, ledger, target.run, jobs);
     added += enqueueOutcome.added + enqueueOutcome.restored;
@@ -441,23 +448,35 @@ async function enqueueSpooled(
     // with their ledger rows and then leaves alone — never a source for a job that is not there.
     await sources.record(
       target.run,
-      batch.map((entry) => ({
+      entries.map((entry) => ({
         jobId: entry.jobId,
         source: { ingest: target.ingestIndex, line: entry.line, digests: entry.digests },
       })),
     );
-    enqueued += batch.length;
+    enqueued += entries.length;
     environment.onProgress?.({ phase: 'enqueue', enqueued, total: target.total });
-    batch = [];
+  };
+  /** The batch in Redis now; a failure is rethrown where it is awaited, never left unhandled. */
+  let inFlight: Promise<void> = Promise.resolve();
+  const send = async (entries: readonly SpooledJob[]): Promise<void> => {
+    await inFlight;
+    const sending = enqueue(entries);
+    sending.catch(() => undefined);
+    inFlight = sending;
   };
   try {
     for await (const entry of spool.read()) {
       if (!entry.isNew || invalidLines.has(entry.line)) continue;
       batch.push(entry);
-      if (batch.length >= BATCH) await enqueue();
+      if (batch.length >= BATCH) {
+        await send(batch);
+        batch = [];
+      }
     }
-    await enqueue();
+    await send(batch);
+    await inFlight;
   } finally {
+    await inFlight.catch(() => undefined);
     await queue.close();
   }
   return added;

@@ -1,7 +1,8 @@
 /**
  * Preflight: before a cent is spent, every distinct control image is HEADed and its first bytes read (p-limit bounds
  * how many at once), so a missing, empty, oversized or non-image object is a row error at ingest instead of a failed
- * (and possibly billed) prediction hours later.
+ * (and possibly billed) prediction hours later. An image of an accepted type then gets a structure check (truncated,
+ * animated, too many pixels: control-image-structure.ts).
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
@@ -13,6 +14,7 @@ import {
   ObjectMissingError,
   type ObjectRef,
 } from '../storage/s3.js';
+import { controlImageStructureProblem } from './control-image-structure.js';
 
 /** What the simulator accepts and what a depth model needs: larger control images are refused at ingest. */
 export const DEFAULT_MAX_CONTROL_IMAGE_BYTES = 20 * 1024 * 1024;
@@ -113,7 +115,12 @@ export async function preflightControlImages(
       limit(async (): Promise<PreflightResult> => {
         let problem: string | undefined;
         try {
-          problem = unusableImageProblem(ref, await inspectImageObject(client, ref), maxBytes);
+          const info = await inspectImageObject(client, ref);
+          problem = unusableImageProblem(ref, info, maxBytes);
+          // The type is right; whether the image is whole, still and of a usable size takes a few more bytes.
+          if (problem === undefined && info.imageType !== undefined) {
+            problem = await controlImageStructureProblem(client, ref, info.imageType, info.size);
+          }
         } catch (thrown) {
           if (thrown instanceof ObjectMissingError) {
             problem = `control image ${describeObject(ref)} does not exist: check the key (keys are case-sensitive) or upload the image`;

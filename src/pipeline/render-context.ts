@@ -11,6 +11,7 @@ import type { ModelDefinition } from '../core/models.js';
 import type { PredictionSighting } from '../core/money-rule.js';
 import type { RenderJob } from '../core/render-job.js';
 import { type AttemptProgress, freshAttempt } from '../core/render-state.js';
+import type { Telemetry } from '../core/telemetry.js';
 import { predictionFieldsOf, type ResultRow, type ResultStatus, type RunLedger } from '../ledger/run-ledger.js';
 import type { ImageModelProvider, Prediction } from '../providers/provider.js';
 import type { PredictionClaims } from '../queue/prediction-claims.js';
@@ -117,6 +118,8 @@ export interface StepDeps {
    */
   readonly confirmDurable?: () => Promise<unknown>;
   readonly log: Logger;
+  /** Prediction latencies and images stored, for /metrics (docs/metrics.md); nothing is counted when absent. */
+  readonly telemetry?: Telemetry;
 }
 
 /** One render job while it runs: who it is, what it has done, and the fenced write that records it. */

@@ -11,6 +11,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { DelayedError, RateLimitError, UnrecoverableError, WaitingError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { Telemetry } from '../core/telemetry.js';
 import type { RunLedger } from '../ledger/run-ledger.js';
 import type { ImageModelProvider } from '../providers/provider.js';
 import { writeCheckpointFenced } from '../queue/fenced-checkpoint.js';
@@ -42,6 +43,8 @@ export interface RenderPipelineDeps {
   readonly fetch?: typeof fetch;
   /** Confirms the `creating` mark is durable before a create is sent (`src/queue/durability.ts`). */
   readonly confirmDurable?: () => Promise<unknown>;
+  /** Counts prediction latencies and images stored (docs/metrics.md). */
+  readonly telemetry?: Telemetry;
 }
 
 export type RenderProcessor = (job: RenderQueueJob, token?: string, signal?: AbortSignal) => Promise<RenderOutcome>;
@@ -63,6 +66,7 @@ export function createRenderProcessor(deps: RenderPipelineDeps): RenderProcessor
     random: Math.random,
     log: deps.logger,
     ...(deps.confirmDurable ? { confirmDurable: deps.confirmDurable } : {}),
+    ...(deps.telemetry ? { telemetry: deps.telemetry } : {}),
   };
 
   return async function processRenderJob(job, token, signal) {

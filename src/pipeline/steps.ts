@@ -61,7 +61,9 @@ const gate: Step = async (deps, job) => {
     const runState = await deps.ledger.runState(job.payload.run);
     if (runState === 'canceled') {
       const id = checkpoint.predictionId;
-      const answer = id === undefined ? undefined : await deps.provider.cancel(id, job.signal).catch(() => undefined);
+      // A cancel that fails is not swallowed: the job retries it (inside the job while it holds the prediction) rather
+      // than end while the prediction may still succeed, be billed and never be stored.
+      const answer = id === undefined ? undefined : await deps.provider.cancel(id, job.signal);
       if (answer?.status !== 'succeeded') {
         return finishCanceled(deps, job, answer === undefined ? undefined : sightingOf(answer));
       }
@@ -226,6 +228,17 @@ async function keepSucceeded(job: RenderJobState, done: Prediction): Promise<voi
   await job.save({ ...job.checkpoint, finished });
 }
 
+/**
+ * Created → terminal, by the provider's own timestamps, so a prediction adopted by a later attempt is timed from its
+ * real creation. Seen once per attempt that waits for it: a worker killed between this and the next checkpoint counts
+ * it again on resume (telemetry, not money).
+ */
+function observeLatency(deps: StepDeps, job: RenderJobState, done: Prediction): void {
+  if (deps.telemetry === undefined || done.completedAt === null) return;
+  const seconds = (Date.parse(done.completedAt) - Date.parse(done.createdAt)) / 1000;
+  if (Number.isFinite(seconds)) deps.telemetry.predictionEnded({ model: job.model.id, status: done.status, seconds });
+}
+
 /** Waits for the current prediction to end, then keeps it (succeeded), ends the job, or forgets it for a new one. */
 const awaitEnd: Step = async (deps, job) => {
   const id = job.checkpoint.predictionId;
@@ -239,6 +252,7 @@ const awaitEnd: Step = async (deps, job) => {
     current = await deps.provider.cancel(id, job.signal);
   }
   const done = await deps.provider.awaitTerminal(current, job.signal ? { signal: job.signal } : {});
+  observeLatency(deps, job, done);
   const failure =
     done.status === 'succeeded'
       ? undefined
@@ -335,6 +349,7 @@ const record: Step = async (deps, job) => {
     }),
   );
   await job.save({ ...checkpoint, recorded: true });
+  deps.telemetry?.imagesStored(job.model.id, checkpoint.stored?.length ?? finished.imageCount);
   job.log.info({ predictionId: finished.id, costMicros }, 'stored and recorded');
   return undefined;
 };

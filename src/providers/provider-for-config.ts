@@ -4,6 +4,7 @@
  */
 import { type Config, definedOnly, requireReplicateToken } from '../config/index.js';
 import type { ProviderName } from '../core/models.js';
+import type { Telemetry } from '../core/telemetry.js';
 import type { ImageModelProvider } from './provider.js';
 import { type PollPolicy, ReplicateProvider } from './replicate.js';
 import { defaultRetryPolicy, type RetryNotice } from './transport.js';
@@ -17,12 +18,15 @@ export interface ProviderBuildOptions {
   readonly poll?: Partial<PollPolicy>;
   /** Called before every re-send of a failed idempotent request. */
   readonly onRetry?: (notice: RetryNotice) => void;
+  /** Counts every provider response by operation and status (the worker's /metrics telemetry, docs/metrics.md). */
+  readonly telemetry?: Telemetry;
 }
 
 export function providerForConfig(config: Config, options: ProviderBuildOptions = {}): ImageModelProvider {
   const name: ProviderName = options.name ?? 'replicate';
   switch (name) {
-    case 'replicate':
+    case 'replicate': {
+      const { telemetry } = options;
       return new ReplicateProvider({
         apiToken: options.apiToken ?? requireReplicateToken(config),
         baseUrl: config.replicate.baseUrl,
@@ -30,8 +34,15 @@ export function providerForConfig(config: Config, options: ProviderBuildOptions 
         poll: options.poll ?? definedOnly({ initialMs: config.worker.pollInitialMs, maxMs: config.worker.pollMaxMs }),
         transport: {
           ...(options.onRetry ? { onRetry: options.onRetry } : {}),
+          ...(telemetry
+            ? {
+                onResponse: ({ operation, status }) =>
+                  telemetry.providerResponse({ provider: name, operation, status }),
+              }
+            : {}),
           policy: { requestTimeoutMs: config.worker.providerTimeoutMs ?? defaultRetryPolicy.requestTimeoutMs },
         },
       });
+    }
   }
 }

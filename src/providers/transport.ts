@@ -40,6 +40,28 @@ export interface RetryNotice {
   readonly reason: string;
 }
 
+/** One answer from the provider (or none: `network`), for telemetry. Retries of one request are one each. */
+export interface ResponseNotice {
+  readonly method: string;
+  /** `create`, `get`, `list`, `cancel` or `other`: what the request was for, never an id. */
+  readonly operation: ProviderOperation;
+  readonly status: number | 'network';
+}
+
+export type ProviderOperation = 'create' | 'get' | 'list' | 'cancel' | 'other';
+
+/** What a request to a Replicate-style API was for, from its method and path (`…/predictions[/<id>[/cancel]]`). */
+export function operationOf(method: string, url: URL): ProviderOperation {
+  const segments = url.pathname.split('/').filter((segment) => segment !== '');
+  const predictions = segments.lastIndexOf('predictions');
+  const after = predictions === -1 ? -1 : segments.length - 1 - predictions;
+  if (method === 'POST' && after === 0) return 'create';
+  if (method === 'POST' && after === 2 && segments.at(-1) === 'cancel') return 'cancel';
+  if (method === 'GET' && after === 0) return 'list';
+  if (method === 'GET' && after === 1) return 'get';
+  return 'other';
+}
+
 export interface TransportOptions {
   readonly policy?: Partial<RetryPolicy>;
   readonly fetch?: typeof fetch;
@@ -47,6 +69,8 @@ export interface TransportOptions {
   readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly now?: () => number;
   readonly onRetry?: (notice: RetryNotice) => void;
+  /** Called for every answer of every attempt (429s and network failures included), not for the caller's own aborts. */
+  readonly onResponse?: (notice: ResponseNotice) => void;
   /** Named in the retry notices' reasons. */
   readonly provider?: ProviderIdentity;
 }
@@ -127,8 +151,10 @@ export function createProviderFetch(options: TransportOptions = {}): FetchLike {
     } catch (error) {
       // The caller's own abort is not a network failure: it must stop everything, not be retried.
       if (init?.signal?.aborted) throw init.signal.reason;
+      options.onResponse?.({ method, operation: operationOf(method, url), status: 'network' });
       throw new ProviderNetworkError(method, url.toString(), networkCodeOf(error), { cause: error });
     }
+    options.onResponse?.({ method, operation: operationOf(method, url), status: response.status });
     if (response.ok) return response;
     const body = await readBody(response);
     throw new ProviderHttpError(method, url.toString(), response.status, body, response.headers.get('retry-after'));

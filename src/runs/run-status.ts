@@ -8,7 +8,7 @@
  * throughput comes from the change of the `succeeded` counter between samples (`ThroughputTracker`).
  */
 import { type BudgetState, formatUsd, type Micros, microsToDecimal, remainingOf } from '../core/money.js';
-import type { PauseCause, RunCounters, RunLedger, RunMeta, RunState } from '../ledger/run-ledger.js';
+import type { PauseCause, ResultRow, RunCounters, RunLedger, RunMeta, RunState } from '../ledger/run-ledger.js';
 
 /** The states a person asks about; `waiting` is the ledger's `queued`. */
 export const STATUS_STATES = ['waiting', 'running', 'succeeded', 'failed', 'flagged', 'parked', 'canceled'] as const;
@@ -132,6 +132,53 @@ export function etaOf(
   return { etaSeconds: Math.round(((remaining - waitingForMoney) / imagesPerMinute) * 60) };
 }
 
+/**
+ * What one pass over a run's rows learns for its status — parked jobs by reason and the times throughput is measured
+ * from — so a caller that scans the rows for more (the dashboard's run page) reads them once, not twice.
+ */
+export class StatusTally {
+  readonly #parkedByReason: Record<string, number> = {};
+  readonly #times: RowTimes = { firstStartMs: null, lastFinishMs: null, recentSucceeded: 0 };
+  readonly #windowStart: number;
+
+  /** @param observedAtMs when the counts were read: the rate window ends there */
+  constructor(observedAtMs: number) {
+    this.#windowStart = observedAtMs - RATE_WINDOW_MS;
+  }
+
+  add(row: ResultRow): void {
+    if (row.status === 'parked') {
+      const reason = row.reason ?? 'unknown';
+      this.#parkedByReason[reason] = (this.#parkedByReason[reason] ?? 0) + 1;
+    }
+    const started = timeOf(row.startedAt);
+    if (started !== null && (this.#times.firstStartMs === null || started < this.#times.firstStartMs)) {
+      this.#times.firstStartMs = started;
+    }
+    if (row.status === 'succeeded') {
+      const finished = timeOf(row.finishedAt);
+      if (finished !== null) {
+        if (this.#times.lastFinishMs === null || finished > this.#times.lastFinishMs)
+          this.#times.lastFinishMs = finished;
+        if (finished >= this.#windowStart) this.#times.recentSucceeded += 1;
+      }
+    }
+  }
+
+  statusOf(counts: RunCounts, meta: RunMeta): RunStatus {
+    const parkedByReason = { ...this.#parkedByReason };
+    const ended = hasEnded(counts.counts);
+    const imagesPerMinute = rateFromRows(this.#times, counts.counts.succeeded, ended, counts.observedAtMs);
+    return {
+      ...counts,
+      meta,
+      parkedByReason,
+      imagesPerMinute,
+      ...etaOf(counts.counts, counts.state, parkedByReason, imagesPerMinute),
+    };
+  }
+}
+
 /** The full status: counters and money, plus one scan of the rows for parked reasons and throughput. */
 export async function readRunStatus(
   ledger: RunLedger,
@@ -140,35 +187,9 @@ export async function readRunStatus(
   now: () => number = Date.now,
 ): Promise<RunStatus> {
   const counts = await readRunCounts(ledger, run, now);
-  const parkedByReason: Record<string, number> = {};
-  const times: RowTimes = { firstStartMs: null, lastFinishMs: null, recentSucceeded: 0 };
-  const windowStart = counts.observedAtMs - RATE_WINDOW_MS;
-  for await (const { row } of ledger.results(run)) {
-    if (row.status === 'parked') {
-      const reason = row.reason ?? 'unknown';
-      parkedByReason[reason] = (parkedByReason[reason] ?? 0) + 1;
-    }
-    const started = timeOf(row.startedAt);
-    if (started !== null && (times.firstStartMs === null || started < times.firstStartMs)) {
-      times.firstStartMs = started;
-    }
-    if (row.status === 'succeeded') {
-      const finished = timeOf(row.finishedAt);
-      if (finished !== null) {
-        if (times.lastFinishMs === null || finished > times.lastFinishMs) times.lastFinishMs = finished;
-        if (finished >= windowStart) times.recentSucceeded += 1;
-      }
-    }
-  }
-  const ended = hasEnded(counts.counts);
-  const imagesPerMinute = rateFromRows(times, counts.counts.succeeded, ended, counts.observedAtMs);
-  return {
-    ...counts,
-    meta,
-    parkedByReason,
-    imagesPerMinute,
-    ...etaOf(counts.counts, counts.state, parkedByReason, imagesPerMinute),
-  };
+  const tally = new StatusTally(counts.observedAtMs);
+  for await (const { row } of ledger.results(run)) tally.add(row);
+  return tally.statusOf(counts, meta);
 }
 
 /**

@@ -103,6 +103,18 @@ export const simulatorOptionsSchema = z.object({
   controlImageTimeoutMs: z.number().int().positive().default(15_000),
   /** Longer side of rendered outputs (FLUX renders ≈1 MP; smaller is faster for load tests). @defaultValue 1024 */
   outputMaxSide: z.number().int().min(16).max(2048).default(1024),
+  /**
+   * Every output file is served at least this long: the rendered image, then zero bytes up to this size, which image
+   * decoders ignore after the image's end. The padding is written as the file is served, never held, so a load test
+   * can move 8 MB outputs (a large FLUX png) through the worker without the simulator rendering or keeping them.
+   * @defaultValue 0 (no padding)
+   */
+  outputMinBytes: z
+    .number()
+    .int()
+    .min(0)
+    .max(256 * 1024 * 1024)
+    .default(0),
 });
 
 export type SimulatorOptions = z.output<typeof simulatorOptionsSchema>;

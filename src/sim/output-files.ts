@@ -7,6 +7,8 @@ export interface OutputFile {
   readonly name: string;
   readonly bytes: Buffer;
   readonly contentType: string;
+  /** The size the file is served at: `bytes`, then zero bytes up to this (the `outputMinBytes` option). */
+  readonly servedBytes: number;
 }
 
 export class OutputFileStore {

@@ -23,6 +23,8 @@ export interface PredictionEngineOptions {
   readonly maxControlImageBytes: number;
   readonly controlImageTimeoutMs: number;
   readonly outputMaxSide: number;
+  /** See `outputMinBytes` in options.ts. */
+  readonly outputMinBytes: number;
   /** Where clients reach this server; read at serialisation time because the port is known only after listen. */
   readonly publicUrl: () => string;
   readonly timers: TimerSet;
@@ -298,6 +300,7 @@ export class PredictionEngine {
       name: outputFileName(index, output.format),
       bytes: output.bytes,
       contentType: output.contentType,
+      servedBytes: Math.max(output.bytes.length, this.options.outputMinBytes),
     }));
     const base = `${this.options.publicUrl()}/files/${prediction.id}`;
     const urls = files.map((file) => `${base}/${file.name}`);

@@ -14,6 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
+import { MAX_CONTROL_IMAGE_PIXELS } from '../core/image-structure.js';
 import { seededRandom } from '../core/random.js';
 
 export type SimOutputFormat = 'jpg' | 'png' | 'webp';
@@ -42,7 +43,7 @@ export const OUTPUT_SIDE_MULTIPLE = 16;
 /** Caps the output at ≈ 4 MP so one render stays within a few tens of MB. */
 export const MAX_OUTPUT_SIDE = 2048;
 /** Refuses decompression bombs before decoding: 40 MP covers every camera a studio is likely to use. */
-export const MAX_CONTROL_PIXELS = 40_000_000;
+export const MAX_CONTROL_PIXELS = MAX_CONTROL_IMAGE_PIXELS;
 export const MAX_SEED = 2_147_483_647;
 
 const ACCEPTED_CONTROL_FORMATS: ReadonlySet<string> = new Set(['jpeg', 'png', 'gif', 'webp']);

@@ -375,10 +375,37 @@ function serveFile(context: SimulatorContext, response: ServerResponse, method: 
   }
   response.writeHead(200, {
     'Content-Type': file.contentType,
-    'Content-Length': file.bytes.length,
+    'Content-Length': file.servedBytes,
     'Cache-Control': 'private, max-age=3600',
   });
-  response.end(method === 'HEAD' ? undefined : file.bytes);
+  if (method === 'HEAD' || file.servedBytes === file.bytes.length) {
+    response.end(method === 'HEAD' ? undefined : file.bytes);
+    return;
+  }
+  writePadded(response, file.bytes, file.servedBytes);
+}
+
+const PADDING_CHUNK = Buffer.alloc(64 * 1024);
+
+/** The image, then zero bytes up to `size`, written as the client reads them: the padding is never held whole. */
+function writePadded(response: ServerResponse, bytes: Buffer, size: number): void {
+  let left = size - bytes.length;
+  const writeMore = (): void => {
+    while (left > 0) {
+      const chunk = left >= PADDING_CHUNK.length ? PADDING_CHUNK : PADDING_CHUNK.subarray(0, left);
+      left -= chunk.length;
+      if (!response.write(chunk)) {
+        response.once('drain', writeMore);
+        return;
+      }
+    }
+    response.end();
+  };
+  response.once('close', () => {
+    left = 0;
+  });
+  response.write(bytes);
+  writeMore();
 }
 
 function escapeHtml(text: string): string {

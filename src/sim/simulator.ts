@@ -75,6 +75,7 @@ export async function startSimulator(input: SimulatorOptionsInput = {}): Promise
     maxControlImageBytes: options.maxControlImageBytes,
     controlImageTimeoutMs: options.controlImageTimeoutMs,
     outputMaxSide: options.outputMaxSide,
+    outputMinBytes: options.outputMinBytes,
     publicUrl: () => publicUrl,
     timers,
     files,

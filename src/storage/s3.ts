@@ -103,6 +103,22 @@ export async function inspectImageObject(
   };
 }
 
+/** `length` bytes of an object from `offset` (fewer at its end): a window for checks that need more than its head. */
+export async function readObjectRange(
+  client: S3Client,
+  ref: ObjectRef,
+  offset: number,
+  length: number,
+  abortSignal?: AbortSignal,
+): Promise<Uint8Array> {
+  const range = `bytes=${offset}-${offset + Math.max(1, length) - 1}`;
+  const got = await client.send(
+    new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key, Range: range }),
+    sendOptions(abortSignal),
+  );
+  return readAll(got.Body);
+}
+
 /** The sha256 of a whole object, streamed (the provenance of a control image: an ETag is not a content hash). */
 export async function sha256OfObject(
   client: S3Client,
@@ -160,6 +176,20 @@ export interface CopyFromUrlRequest {
  * Streams a provider's output URL into S3. A 404/410 means the provider has deleted it (Replicate: one hour after
  * creation): `OutputExpiredError`, so the caller never mistakes a lost, paid image for a transient failure.
  */
+/** S3's limit for one PUT: a longer output goes through the multipart `Upload`. */
+const MAX_SINGLE_PUT_BYTES = 5 * 1024 ** 3;
+
+/** The response's Content-Length when it counts the stored bytes and one PUT can take them; `undefined` otherwise. */
+function contentLengthOf(response: Response): number | undefined {
+  // fetch decodes a compressed body, so the header would count other bytes than the ones stored.
+  const encoding = response.headers.get('content-encoding');
+  if (encoding !== null && encoding.trim().toLowerCase() !== 'identity') return undefined;
+  const header = response.headers.get('content-length');
+  if (header === null || !/^\d+$/.test(header.trim())) return undefined;
+  const length = Number(header.trim());
+  return Number.isSafeInteger(length) && length <= MAX_SINGLE_PUT_BYTES ? length : undefined;
+}
+
 export async function copyUrlToObject(client: S3Client, request: CopyFromUrlRequest): Promise<StoredObject> {
   const fetchImpl = request.fetch ?? globalThis.fetch;
   const response = await fetchImpl(request.url, request.signal ? { signal: request.signal } : {});
@@ -176,6 +206,29 @@ export async function copyUrlToObject(client: S3Client, request: CopyFromUrlRequ
   source.on('error', (error) => hashing.destroy(error));
   source.pipe(hashing);
   const contentType = contentTypeOfImageType(request.imageType);
+  const length = contentLengthOf(response);
+  if (length !== undefined) {
+    // The length is known (Replicate's file server sends it): one PUT streamed as the bytes arrive, holding no more
+    // than the sockets' buffers. `Upload` would buffer up to a 5 MB part per output first, 320 MB for 64 jobs in
+    // flight (docs/bench-orchestration.md).
+    const result = await client.send(
+      new PutObjectCommand({
+        Bucket: request.target.bucket,
+        Key: request.target.key,
+        Body: hashing,
+        ContentLength: length,
+        ContentType: contentType,
+        ...(request.metadata ? { Metadata: { ...request.metadata } } : {}),
+      }),
+      sendOptions(request.signal),
+    );
+    if (hashing.size !== length) {
+      throw new Error(
+        `downloading ${redactUrl(request.url)} gave ${hashing.size} bytes, not the ${length} it announced`,
+      );
+    }
+    return { ref: request.target, sha256: hashing.digest(), size: hashing.size, contentType, etag: result.ETag };
+  }
   const upload = new Upload({
     client,
     params: {

@@ -27,6 +27,7 @@ import {
   type RenderJobData,
   renderWorkerOptions,
 } from '../queue/render-queue.js';
+import { RedisTelemetryPublisher } from '../queue/telemetry-publisher.js';
 import { s3ClientForConfig } from '../storage/s3-client.js';
 import { pipelineSettingsOf, pollPolicyOf, queueSettingsOf } from './settings.js';
 import { runStartupChecks } from './startup-checks.js';
@@ -97,10 +98,16 @@ export async function startRenderWorker(
 
   const queue = createRenderQueue(queueConnection, config.prefix, settings);
   await queue.setGlobalConcurrency(settings.globalConcurrency);
+  // Counted in memory, added to Redis every interval in one batch, for the dashboard's /metrics (docs/metrics.md).
+  const telemetry = new RedisTelemetryPublisher(queueConnection, config.prefix, {
+    ...(config.worker.telemetryIntervalMs ? { intervalMs: config.worker.telemetryIntervalMs } : {}),
+    onError: (error) => logger.debug({ err: coerceError(error).message }, 'telemetry not published; kept for the next'),
+  });
   const provider = providerForConfig(config, {
     apiToken: token,
     poll: pollPolicyOf(config),
     onRetry: (notice) => logger.debug({ retry: notice }, 'retrying a provider request'),
+    telemetry: telemetry.telemetry,
   });
   // The fenced checkpoint writes go through the worker connection: WAIT/WAITAOF must be sent on it.
   const durableWrites = new DurableWrites(workerConnection);
@@ -121,6 +128,7 @@ export async function startRenderWorker(
       }).then(() => undefined),
     logger,
     settings: pipelineSettingsOf(config, settings),
+    telemetry: telemetry.telemetry,
   });
   const worker = new Worker<RenderJobData, RenderOutcome>(RENDER_QUEUE_NAME, processor, {
     connection: workerConnection,
@@ -131,6 +139,7 @@ export async function startRenderWorker(
   await worker.waitUntilReady();
   // Jobs a worker failed and then died before settling: the newest failed jobs are looked at once per start.
   stalledJobs.sweepRecentlyFailed(queue);
+  telemetry.start();
   logger.info(
     { queue: RENDER_QUEUE_NAME, prefix: config.prefix, concurrency: settings.workerConcurrency },
     'render worker started',
@@ -151,6 +160,8 @@ export async function startRenderWorker(
         } finally {
           clearTimeout(abortTimer);
           await stalledJobs.idle();
+          // The last counts (the jobs that just finished) and the heartbeat's removal, while Redis is still connected.
+          await telemetry.stop();
           await queue.close();
           await closeEverything();
         }

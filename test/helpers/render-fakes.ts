@@ -52,6 +52,8 @@ export class FakeProvider implements ImageModelProvider {
   createFailures: Scripted[] = [];
   /** Thrown by the next awaitTerminal calls, one per call. */
   awaitFailures: Scripted[] = [];
+  /** Thrown by the next cancel calls, one per call. */
+  cancelFailures: Scripted[] = [];
   /** How a created prediction ends when awaited: succeeded with one output, unless this says otherwise. */
   endAs: (id: string) => Partial<Prediction> = () => ({});
   /** What `findByFingerprint` finds. */
@@ -81,6 +83,8 @@ export class FakeProvider implements ImageModelProvider {
 
   async cancel(id: string): Promise<Prediction> {
     this.cancels.push(id);
+    const failure = this.cancelFailures.shift();
+    if (failure !== undefined) throw failure;
     const found = await this.get(id);
     if (found.status !== 'starting' && found.status !== 'processing') return found;
     const canceled: Prediction = { ...found, status: found.startedAt ? 'canceled' : 'aborted' };

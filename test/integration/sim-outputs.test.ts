@@ -181,6 +181,36 @@ describe('retention', () => {
   });
 });
 
+describe('outputMinBytes', () => {
+  it('serves each output padded with zero bytes to that size, the rendered image first, and holds only the image', async () => {
+    const padded = await startSimulator({
+      startDelayMs: { min: 0, max: 0 },
+      latencyMs: { min: 0, max: 0 },
+      outputMaxSide: 96,
+      outputMinBytes: 300_000,
+    });
+    try {
+      const same = input({ seed: 4242 });
+      const [plainEnd, paddedEnd] = [
+        await run(same),
+        await waitForEnd(
+          clientFor(padded),
+          (await clientFor(padded).predictions.create({ model: PRO, input: same })).id,
+        ),
+      ];
+      const plain = await download(String(plainEnd.output));
+      const served = await download(String(paddedEnd.output));
+      expect(served.response.headers.get('content-length')).toBe('300000');
+      expect(served.bytes.length).toBe(300_000);
+      expect(served.bytes.subarray(0, plain.bytes.length).equals(plain.bytes)).toBe(true);
+      expect(served.bytes.subarray(plain.bytes.length).every((byte) => byte === 0)).toBe(true);
+      expect(padded.stats().outputBytesHeld).toBe(plain.bytes.length);
+    } finally {
+      await padded.close();
+    }
+  });
+});
+
 describe('control image failures end the prediction `failed` with an error naming the input', () => {
   it('unreachable host', async () => {
     const closed = createServer();

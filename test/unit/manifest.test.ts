@@ -286,7 +286,7 @@ describe('rows', () => {
     const byKey = manifestRowJobs(record(3, 'b|a.png|p|20|x|../outside/b.jpg'), contextOf(layout));
     expect(byKey.problems).toHaveLength(1);
     expect(formatManifestProblem(byKey.problems[0] ?? { file: '', line: 0, message: '' })).toMatch(
-      /^m\.csv:3:6 \(output_key\): output key: .*'\.\.' segment/,
+      /^m\.csv:3:6 \(output_key\): output key ".*'\.\.' segment/,
     );
     const absolute = manifestRowJobs(record(4, 'c|a.png|p|20|x|/abs/c.jpg'), contextOf(layout));
     expect(absolute.problems[0]?.message).toContain("starts with '/'");

@@ -183,6 +183,36 @@ describe('gate and reserve', () => {
   });
 });
 
+describe('a cancel that fails', () => {
+  it('is retried, not swallowed: a prediction that succeeded meanwhile is stored and spent', async () => {
+    const { deps, provider, store, ledger } = harness();
+    provider.prediction('p5', {
+      status: 'succeeded',
+      outputUrls: ['https://replicate.delivery/fake/p5/out-0.webp'],
+      imageCount: 1,
+    });
+    provider.cancelFailures = [resetByPeer()];
+    ledger.state = 'canceled';
+    const job = queued(withCurrentPrediction(emptyCheckpoint, 'p5', new Date(T0).toISOString()));
+    expect(await runRenderJob(deps, job)).toMatchObject({ kind: 'succeeded', outcome: { predictionId: 'p5' } });
+    expect(provider.cancels).toEqual(['p5', 'p5']);
+    expect(store.copies).toEqual([payload.output.key]);
+    expect(ledger.money()).toMatchObject({ reserved: 0, spent: price, possiblyBilled: 0 });
+  });
+
+  it('is retried until the cancel answers, then ends the job possibly billed', async () => {
+    const { deps, provider, ledger } = harness();
+    await ledger.reserve('run-1', 'job-1', reservation);
+    provider.prediction('p6', { status: 'processing', startedAt: new Date(T0).toISOString() });
+    provider.cancelFailures = [resetByPeer(), resetByPeer()];
+    ledger.state = 'canceled';
+    const job = queued(withCurrentPrediction(emptyCheckpoint, 'p6', new Date(T0).toISOString()));
+    expect(await runRenderJob(deps, job)).toMatchObject({ kind: 'ended' });
+    expect(provider.cancels).toEqual(['p6', 'p6', 'p6']);
+    expect(ledger.money()).toMatchObject({ reserved: 0, spent: 0, possiblyBilled: reservation });
+  });
+});
+
 describe('how a prediction ends', () => {
   it("ends flux-depth-dev's NSFW refusal flagged after one create, possibly billed", async () => {
     const { deps, provider, ledger } = harness();

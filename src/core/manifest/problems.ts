@@ -32,9 +32,20 @@ export function problemAt(file: string, line: number, column: ColumnAt | undefin
   return { file, line, column: { index: column.position + 1, name: column.header }, message };
 }
 
+/**
+ * Control characters a cell, key or column name brought into a message, written as `\u0007`: printed raw they would
+ * vanish, break the line or drive the terminal (an ESC starts a colour or cursor sequence).
+ */
+export function escapeControlCharacters(text: string): string {
+  return text.replace(/\p{Cc}/gu, (character) => `\\u${(character.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`);
+}
+
 /** `manifest.csv:12:3 (steps): message` — file:line:column as compilers print it, so terminals make it a link. */
 export function formatManifestProblem(problem: ManifestProblem): string {
   const where = `${problem.file}:${problem.line}`;
-  if (problem.column === undefined) return `${where}: ${problem.message}`;
-  return `${where}:${problem.column.index} (${problem.column.name}): ${problem.message}`;
+  const text =
+    problem.column === undefined
+      ? `${where}: ${problem.message}`
+      : `${where}:${problem.column.index} (${problem.column.name}): ${problem.message}`;
+  return escapeControlCharacters(text);
 }

@@ -74,7 +74,8 @@ export function mapBuildProblem(
   else if (problem.field.startsWith('controlImage')) column = layout.known.get('control_image');
   else if (problem.field.startsWith('output')) {
     column = ownTemplate ? layout.known.get('output_key') : layout.known.get('id');
-    prefix = 'output key: ';
+    // The key's own messages say "output key …" already.
+    prefix = problem.message.startsWith('output key') ? '' : 'output key: ';
   }
   return problemAt(file, line, column, `${prefix}${problem.message}`);
 }

@@ -17,6 +17,12 @@ import { type ManifestContext, type ManifestRow, mapBuildProblem, type RowStyle 
 import { parseS3Location, type S3Location } from './s3-locations.js';
 import { styleNameProblem } from './styles.js';
 
+/**
+ * The longest cell depthq reads: far above any prompt or metadata a person writes, low enough that a job payload, a
+ * report row and a message stay small. docs/input-rules.md.
+ */
+export const MAX_CELL_CHARACTERS = 10_000;
+
 /** The checks of one record, each adding its problems on the column at fault. */
 class RowReader {
   readonly problems: ManifestProblem[] = [];
@@ -63,9 +69,24 @@ class RowReader {
     return surplus === undefined;
   }
 
-  checkCells(): void {
+  /**
+   * Problems any cell can have. False when a cell is too long to be checked further: every later message would quote
+   * it, so the row reports that alone.
+   */
+  checkCells(): boolean {
+    let checkable = true;
     for (const column of this.context.layout.columns) {
       const text = this.cell(column);
+      if (text.length > MAX_CELL_CHARACTERS) {
+        this.at(
+          column,
+          `holds ${text.length.toLocaleString('en-US')} characters, over depthq's limit of ` +
+            `${MAX_CELL_CHARACTERS.toLocaleString('en-US')} for one cell: shorten it (a cell this long is usually ` +
+            'a paste gone wrong, or a quote that is closed much later than meant)',
+        );
+        checkable = false;
+        continue;
+      }
       if (text.includes('\uFFFD')) {
         this.at(
           column,
@@ -76,6 +97,7 @@ class RowReader {
         this.at(column, `has a value ("${text.trim()}") but no header name: name the column, or empty it`);
       }
     }
+    return checkable;
   }
 
   rowId(): string | undefined {
@@ -308,8 +330,7 @@ export function manifestRowJobs(record: CsvRecordLike, context: ManifestContext)
     problems: reader.problems,
     normalisedCells: reader.normalisedCells,
   });
-  if (!reader.fieldsMatchHeader()) return refused();
-  reader.checkCells();
+  if (!reader.fieldsMatchHeader() || !reader.checkCells()) return refused();
   const rowId = reader.rowId();
   const controlImage = reader.controlImage();
   const inputs = reader.inputs();
