@@ -2,13 +2,19 @@
  * `npm run bench [-- --quick]`: every benchmark section, measured in this run on the local stack (redis-server,
  * s3rver, the Replicate simulator), printed as one Markdown document — the tables of BENCHMARKS.md. `--quick` runs
  * fewer images per scenario (about two minutes) for a check; the full run is what BENCHMARKS.md quotes.
- * `--workers N` runs depthq's side with N worker processes (C/N in flight each) instead of one.
+ * `--workers N` runs depthq's side of the provider scenarios with N worker processes (C/N in flight each), not one.
+ * Sections: the provider scenarios (scripts/bench/provider-scenarios.ts), then orchestration cost, ingest, memory and
+ * scale (scripts/bench/orchestration.ts, ingest.ts, memory.ts, scale.ts).
  * Progress goes to stderr, the document to stdout.
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import { runIngestSection } from './bench/ingest.js';
 import { loadAverage } from './bench/machine.js';
+import { runMemorySection } from './bench/memory.js';
+import { runOrchestrationSection } from './bench/orchestration.js';
 import { runProviderSection } from './bench/provider-scenarios.js';
+import { runScaleSection } from './bench/scale.js';
 import { type BenchSection, renderSections } from './bench/table.js';
 
 const { values } = parseArgs({
@@ -26,8 +32,17 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const startedAt = new Date();
 const loadAtStart = await loadAverage();
+// One section at a time: each measures on a machine that the others are not loading.
 const sections: BenchSection[] = [];
 sections.push(await runProviderSection({ quick, workers, log }));
+log('orchestration cost …');
+sections.push(await runOrchestrationSection({ quick }));
+log('ingest …');
+sections.push(await runIngestSection({ quick }));
+log('memory …');
+sections.push(await runMemorySection({ quick }));
+log('scale …');
+sections.push(await runScaleSection({ quick }));
 
 const machine: BenchSection = {
   title: 'Machine',

@@ -18,8 +18,8 @@ export interface QueueRateLimitHold {
   /** How long the queue must wait now (a 429's `retry_after`), in ms. */
   readonly ms: number;
   /**
-   * The workers' limiter `max` (`createLimiterOf(createsPerMinute).max`): a counter at or above it is a wait in force. BullMQ's own
-   * `setGlobalRateLimit` (the queue meta's `max`) wins over it, as it does in moveToActive.
+   * The workers' limiter `max` (`createLimiterOf(createsPerMinute).max`): a counter at or above it is a wait in force.
+   * BullMQ's own `setGlobalRateLimit` (the queue meta's `max`) wins over it, as it does in moveToActive.
    */
   readonly limiterMax: number;
 }

@@ -14,7 +14,10 @@ export const RENDER_QUEUE_NAME = 'render';
 export type RenderJobData = RenderJob & { readonly checkpoint?: unknown };
 
 export interface RenderQueueSettings {
-  /** Prediction creates per minute, across every worker: Replicate's account limit. @defaultValue 600 */
+  /**
+   * Prediction creates per minute, across every worker: Replicate's account limit, let out as a smooth rate with short
+   * bursts (`createLimiterOf`). @defaultValue 600
+   */
   readonly createsPerMinute: number;
   /** Jobs in flight across every worker (`queue.setGlobalConcurrency`). @defaultValue 64 */
   readonly globalConcurrency: number;

@@ -56,6 +56,8 @@ describe('depthq worker, SIGTERM with jobs in flight', () => {
       REPLICATE_BASE_URL: simulator.baseUrl,
       REPLICATE_API_TOKEN: LOCAL_SIMULATOR_TOKEN,
       DEPTHQ_SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_DEADLINE_MS),
+      // All 20 must start at once (some predictions end within a second): a rate far above the limiter's 10 a second.
+      DEPTHQ_CREATES_PER_MINUTE: '100000',
     });
 
     const first = await startWorker({ env, args: ['--concurrency', String(JOBS)], name: 'first' });
