@@ -7,7 +7,9 @@
  * every type (BullMQ's included), the run report, every sidecar and the outputs' metadata, `depthq config` and
  * `depthq verify --json`. None may hold a secret, in any encoding, nor a presigned URL's signature.
  */
+
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,10 +26,15 @@ import { dumpRedis, findPresignedSignatures, findSecretLeaks } from '../helpers/
 import { uniqueName, useLocalStack } from '../helpers/stack.js';
 import { startWorker, useWorkerProcesses, waitForCondition, waitForExit } from '../helpers/worker-process.js';
 
-/** Shaped like the real thing (Replicate tokens start r8_; AWS secrets hold '/' and '+'), unlike anything else. */
-const FAKE_API_TOKEN = 'r8_DepthqFakeApiToken7f3a9c2e51b84d06';
-const FAKE_S3_SECRET = 'DepthqFakeS3Secret/9b1e44c0+a7d2Qx';
-const FAKE_REDIS_PASSWORD = 'DepthqFakeRedisPassword5c81e0';
+/**
+ * Shaped like the real thing (Replicate tokens start r8_; AWS secrets hold '/' and '+'), unlike anything else. Drawn
+ * at each run, so no token-shaped string is committed (secret scanners would flag it) and no run can pass on a value
+ * an earlier one left behind.
+ */
+const nonce = () => randomBytes(12).toString('hex');
+const FAKE_API_TOKEN = `r8_DepthqFake${nonce()}`;
+const FAKE_S3_SECRET = `DepthqFakeS3Secret/${nonce()}+Qx`;
+const FAKE_REDIS_PASSWORD = `DepthqFakeRedisPassword${nonce()}`;
 const SECRETS = [FAKE_API_TOKEN, FAKE_S3_SECRET, FAKE_REDIS_PASSWORD];
 const ROWS = 6;
 
