@@ -9,14 +9,13 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'hono';
-import sharp from 'sharp';
 import { isValidRunId, sidecarKeyOf } from '../core/keys.js';
 import { parseRenderJob } from '../core/render-job.js';
 import type { RunLedger } from '../ledger/run-ledger.js';
+import { thumbnailJpeg } from '../runs/thumbnail.js';
 import { getObjectBytes, type ObjectRef } from '../storage/s3.js';
 import { scrubJson } from './run-views.js';
 
-export const THUMBNAIL_SIDE = 320;
 export const THUMBNAIL_KINDS = ['output', 'control'] as const;
 export type ThumbnailKind = (typeof THUMBNAIL_KINDS)[number];
 
@@ -87,14 +86,6 @@ export async function objectOfJob(
   return kind === 'output' ? output : { bucket: output.bucket, key: sidecarKeyOf(output.key) };
 }
 
-async function thumbnailOf(bytes: Uint8Array): Promise<Buffer> {
-  return sharp(bytes)
-    .rotate()
-    .resize({ width: THUMBNAIL_SIDE, height: THUMBNAIL_SIDE, fit: 'inside', withoutEnlargement: true })
-    .jpeg({ quality: 82 })
-    .toBuffer();
-}
-
 function notFound(c: Context): Response {
   return c.text('Not found', 404);
 }
@@ -112,7 +103,7 @@ export async function serveThumbnail(
   let thumbnail = deps.cache.get(cacheKey);
   if (thumbnail === undefined) {
     try {
-      thumbnail = await thumbnailOf(await getObjectBytes(deps.s3, ref));
+      thumbnail = await thumbnailJpeg(await getObjectBytes(deps.s3, ref));
     } catch {
       // Gone from S3 or not an image: the page shows its alt text; the reason is for `depthq sheet`, not a browser.
       return notFound(c);

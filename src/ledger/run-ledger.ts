@@ -16,6 +16,7 @@
 import type { Redis } from 'ioredis';
 import { type LedgerKeys, ledgerKeys, runsIndexKey } from '../core/keys.js';
 import type { BudgetState, Micros } from '../core/money.js';
+import { scanHash } from './hash-scan.js';
 import {
   checkFence,
   checkJobId,
@@ -35,7 +36,6 @@ import {
   refuseLostLock,
   replyParts,
 } from './ledger-codec.js';
-
 import {
   LedgerDataError,
   type LedgerFence,
@@ -557,29 +557,15 @@ export class RunLedger {
   }
 
   /**
-   * Every result row, in no particular order, fetched with HSCAN so a run of 100k rows never blocks Redis or loads at
-   * once. HSCAN may return a row twice while the hash grows; each job is yielded once (its id is remembered, a few MB
-   * for 100k rows). Rows written during the scan may or may not be seen.
+   * Every result row, in no particular order, each job once (`scanHash`: a run of 100k rows never blocks Redis or loads
+   * at once; rows written during the scan may or may not be seen).
    */
   async *results(run: string, options: ResultsOptions = {}): AsyncGenerator<LedgerResult> {
     const batchSize = options.batchSize ?? 1000;
-    if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
-      throw new RangeError(`batchSize must be a whole number ≥ 1, got ${batchSize}`);
-    }
     const keys = this.#keys(run);
     if ((await this.#redis.exists(keys.meta)) !== 1) throw new RunNotFoundError(run);
-    const seen = new Set<string>();
-    let cursor = '0';
-    do {
-      const [next, entries] = await this.#redis.hscan(keys.results, cursor, 'COUNT', batchSize);
-      for (let index = 0; index + 1 < entries.length; index += 2) {
-        const jobId = entries[index];
-        const json = entries[index + 1];
-        if (jobId === undefined || json === undefined || seen.has(jobId)) continue;
-        seen.add(jobId);
-        yield { jobId, row: parseRow(json, jobId) };
-      }
-      cursor = next;
-    } while (cursor !== '0');
+    for await (const [jobId, json] of scanHash(this.#redis, keys.results, batchSize)) {
+      yield { jobId, row: parseRow(json, jobId) };
+    }
   }
 }

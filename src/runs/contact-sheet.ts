@@ -5,6 +5,7 @@
  *
  * Pure: no I/O.
  */
+import { escapeHtml } from '../core/html-escape.js';
 import { formatUsd, type Micros } from '../core/money.js';
 
 export interface ContactSheetCell {
@@ -39,18 +40,6 @@ export interface ContactSheet {
   readonly modelNote?: string;
   readonly columns: readonly string[];
   readonly rows: readonly ContactSheetRow[];
-}
-
-const HTML_ESCAPES: Readonly<Record<string, string>> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&quot;',
-  "'": '&#39;',
-};
-
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (character) => HTML_ESCAPES[character] ?? character);
 }
 
 /** A relative path as a URL: each segment percent-encoded (spaces, '#', '?'), then escaped for an attribute. */

@@ -25,13 +25,13 @@ import { getObjectBytes, type ObjectRef } from '../storage/s3.js';
 import { type ContactSheetCell, type ContactSheetRow, renderContactSheet } from './contact-sheet.js';
 import { writeRelativeFile } from './output-directory.js';
 import { type GridCell, type GridRow, renderGridPng } from './sheet-grid.js';
+import { THUMBNAIL_SIDE, thumbnailJpeg } from './thumbnail.js';
 
 /** Marks a folder as a contact sheet, so the next `depthq sheet` may replace it. */
 export const SHEET_MARKER = '.depthq-sheet';
 /** The PNG grid shows this many control images at most (a taller picture is no use); the page shows all. */
 export const GRID_MAX_ROWS = 100;
 /** Longer side of the thumbnails on the page. */
-const THUMBNAIL_SIDE = 320;
 /** Downloads and thumbnails in flight at once. */
 const SHEET_CONCURRENCY = 8;
 
@@ -91,14 +91,6 @@ async function prepareOutDir(outDir: string): Promise<void> {
     path.join(outDir, SHEET_MARKER),
     'Written by `depthq sheet`, which replaces this folder when run again.\n',
   );
-}
-
-async function thumbnailOf(bytes: Uint8Array): Promise<Buffer> {
-  return sharp(bytes)
-    .rotate()
-    .resize({ width: THUMBNAIL_SIDE, height: THUMBNAIL_SIDE, fit: 'inside', withoutEnlargement: true })
-    .jpeg({ quality: 82 })
-    .toBuffer();
 }
 
 /** A box saying why there is no control image, so the page shows something rather than a broken image. */
@@ -188,7 +180,7 @@ export async function writeRunSheet(args: {
               getObjectBytes(s3, output),
               getObjectBytes(s3, { bucket: output.bucket, key: sidecarKeyOf(output.key) }).catch(() => undefined),
             ]);
-            const thumbnail = await thumbnailOf(image);
+            const thumbnail = await thumbnailJpeg(image);
             const imagePath = `outputs/${jobId}.jpg`;
             await writeRelativeFile(outDir, imagePath, thumbnail);
             let sidecarPath: string | undefined;
@@ -241,7 +233,7 @@ export async function writeRunSheet(args: {
           thumbnail = await placeholderImage('control image unknown');
         } else {
           try {
-            thumbnail = await thumbnailOf(await getObjectBytes(s3, location));
+            thumbnail = await thumbnailJpeg(await getObjectBytes(s3, location));
           } catch (error) {
             problems.push(
               `row ${rowId}: control image s3://${location.bucket}/${location.key} could not be read: ${coerceError(error).message}`,

@@ -8,7 +8,7 @@
  * rasterises (text needs a system font; on a machine without any, captions come out empty and the images remain).
  */
 import sharp, { type OverlayOptions } from 'sharp';
-import { escapeHtml } from './contact-sheet.js';
+import { escapeHtml } from '../core/html-escape.js';
 
 export interface GridCell {
   /** A thumbnail's bytes (any format sharp reads); absent when the job has no image. */

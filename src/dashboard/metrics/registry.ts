@@ -5,7 +5,7 @@
  * run no longer among the newest) is simply absent, never a stale or invented 0. The list, with labels and sources:
  * docs/metrics.md.
  */
-import { Counter, Gauge, type MetricType, Registry } from 'prom-client';
+import { Gauge, type MetricType, Registry } from 'prom-client';
 import { cumulativeBuckets } from '../../core/telemetry.js';
 import { RESULT_STATUSES, RUN_STATES } from '../../ledger/run-ledger.js';
 import type { MetricsSnapshot } from './snapshot.js';
@@ -33,43 +33,23 @@ function samplesNow(config: SnapshotMetricConfig): Sample[] {
   return snapshot === undefined ? [] : config.samples(snapshot);
 }
 
-class SnapshotGauge extends Gauge<string> {
-  readonly #config: SnapshotMetricConfig;
-  constructor(config: SnapshotMetricConfig) {
-    super({ name: config.name, help: config.help, labelNames: config.labelNames ?? [], registers: [config.registry] });
-    this.#config = config;
-  }
-  override async get() {
-    return { ...(await super.get()), values: samplesNow(this.#config) };
-  }
-}
-
-class SnapshotCounter extends Counter<string> {
-  readonly #config: SnapshotMetricConfig;
-  constructor(config: SnapshotMetricConfig) {
-    super({ name: config.name, help: config.help, labelNames: config.labelNames ?? [], registers: [config.registry] });
-    this.#config = config;
-  }
-  override async get() {
-    return { ...(await super.get()), values: samplesNow(this.#config) };
-  }
-}
-
 /**
- * prom-client's Histogram cannot take bucket counts someone else observed, and the registry renders it through a method
- * of its own; so this is a gauge that renders as a histogram: the same samples (`_bucket` with `le`, `_sum`, `_count`)
- * under `# TYPE … histogram`. prom-client's typings declare `type` as a numeric enum; at run time it is that text.
+ * One metric read from the snapshot, rendered under `# TYPE <type>`. prom-client's Counter and Histogram cannot take
+ * values someone else observed (a Counter only goes up by `inc()`, a Histogram only counts `observe()`), so every kind
+ * is a Gauge whose `get()` answers the snapshot's samples and whose type line says what the series is: a counter, or a
+ * histogram (`_bucket` with `le`, `_sum`, `_count`). prom-client's typings declare `type` as a numeric enum; at run
+ * time it is that text.
  */
-const HISTOGRAM_TYPE = 'histogram' as unknown as MetricType;
-
-class SnapshotHistogram extends Gauge<string> {
+class SnapshotMetric extends Gauge<string> {
   readonly #config: SnapshotMetricConfig;
-  constructor(config: SnapshotMetricConfig) {
+  readonly #type: MetricType;
+  constructor(config: SnapshotMetricConfig, type: 'gauge' | 'counter' | 'histogram') {
     super({ name: config.name, help: config.help, labelNames: config.labelNames ?? [], registers: [config.registry] });
     this.#config = config;
+    this.#type = type as unknown as MetricType;
   }
   override async get() {
-    return { ...(await super.get()), type: HISTOGRAM_TYPE, values: samplesNow(this.#config) };
+    return { ...(await super.get()), type: this.#type, values: samplesNow(this.#config) };
   }
 }
 
@@ -97,9 +77,9 @@ export function createMetricsRegistry(
     registers: [registry],
   });
   const gauge = (name: string, help: string, labelNames: readonly string[], samples: SamplesOf) =>
-    new SnapshotGauge({ name, help, labelNames, samples, registry, current });
+    new SnapshotMetric({ name, help, labelNames, samples, registry, current }, 'gauge');
   const counter = (name: string, help: string, labelNames: readonly string[], samples: SamplesOf) =>
-    new SnapshotCounter({ name, help, labelNames, samples, registry, current });
+    new SnapshotMetric({ name, help, labelNames, samples, registry, current }, 'counter');
 
   gauge('depthq_metrics_runs_known', 'Runs in the run index.', [], (s) => [{ labels: {}, value: s.runsKnown }]);
   gauge(
@@ -178,23 +158,26 @@ export function createMetricsRegistry(
       return images === 0 ? [] : [{ labels: {}, value: requests / images }];
     },
   );
-  new SnapshotHistogram({
-    name: 'depthq_prediction_duration_seconds',
-    help: "Predictions from created to terminal, by the provider's timestamps, by model and terminal status.",
-    labelNames: ['model', 'status'],
-    registry,
-    current,
-    samples: (s) =>
-      s.telemetry.predictions.flatMap(({ model, status, buckets, sumSeconds, count }) => [
-        ...cumulativeBuckets(buckets).map((bucket) => ({
-          metricName: 'depthq_prediction_duration_seconds_bucket',
-          labels: { model, status, le: bucket.le },
-          value: bucket.count,
-        })),
-        { metricName: 'depthq_prediction_duration_seconds_sum', labels: { model, status }, value: sumSeconds },
-        { metricName: 'depthq_prediction_duration_seconds_count', labels: { model, status }, value: count },
-      ]),
-  });
+  new SnapshotMetric(
+    {
+      name: 'depthq_prediction_duration_seconds',
+      help: "Predictions from created to terminal, by the provider's timestamps, by model and terminal status.",
+      labelNames: ['model', 'status'],
+      registry,
+      current,
+      samples: (s) =>
+        s.telemetry.predictions.flatMap(({ model, status, buckets, sumSeconds, count }) => [
+          ...cumulativeBuckets(buckets).map((bucket) => ({
+            metricName: 'depthq_prediction_duration_seconds_bucket',
+            labels: { model, status, le: bucket.le },
+            value: bucket.count,
+          })),
+          { metricName: 'depthq_prediction_duration_seconds_sum', labels: { model, status }, value: sumSeconds },
+          { metricName: 'depthq_prediction_duration_seconds_count', labels: { model, status }, value: count },
+        ]),
+    },
+    'histogram',
+  );
   gauge('depthq_workers_alive', 'Render workers whose heartbeat is recent.', [], (s) => [
     { labels: {}, value: s.workers.filter((worker) => s.nowMs - worker.lastSeenMs <= options.aliveWithinMs).length },
   ]);

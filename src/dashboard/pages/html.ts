@@ -4,14 +4,7 @@
  *
  * Pure.
  */
-
-const HTML_ESCAPES: Readonly<Record<string, string>> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&quot;',
-  "'": '&#39;',
-};
+import { escapeHtml } from '../../core/html-escape.js';
 
 /** Markup this module made (escaped already); anything else interpolated into `html` is escaped. */
 export class SafeHtml {
@@ -27,10 +20,6 @@ export class SafeHtml {
 }
 
 export type HtmlValue = SafeHtml | string | number | null | undefined | false | readonly HtmlValue[];
-
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (character) => HTML_ESCAPES[character] ?? character);
-}
 
 function render(value: HtmlValue): string {
   if (value instanceof SafeHtml) return value.text;

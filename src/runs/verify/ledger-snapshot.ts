@@ -10,6 +10,7 @@
  */
 import type { Redis } from 'ioredis';
 import { ledgerKeys } from '../../core/keys.js';
+import { scanHash } from '../../ledger/hash-scan.js';
 import { RunNotFoundError } from '../../ledger/run-ledger.js';
 
 export interface RawLedger {
@@ -92,16 +93,7 @@ async function readAggregates(redis: Redis, prefix: string, run: string, withRow
 
 async function scanRows(redis: Redis, key: string): Promise<Map<string, string>> {
   const rows = new Map<string, string>();
-  let cursor = '0';
-  do {
-    const [next, entries] = await redis.hscan(key, cursor, 'COUNT', SCAN_BATCH);
-    for (let index = 0; index + 1 < entries.length; index += 2) {
-      const jobId = entries[index];
-      const json = entries[index + 1];
-      if (jobId !== undefined && json !== undefined) rows.set(jobId, json);
-    }
-    cursor = next;
-  } while (cursor !== '0');
+  for await (const [jobId, json] of scanHash(redis, key, SCAN_BATCH)) rows.set(jobId, json);
   return rows;
 }
 

@@ -13,6 +13,7 @@ import { inputFingerprint } from '../../core/fingerprint.js';
 import { ledgerKeys } from '../../core/keys.js';
 import { findModel } from '../../core/models.js';
 import { type RenderJob, renderJobSchema } from '../../core/render-job.js';
+import { scanHash } from '../../ledger/hash-scan.js';
 import type { ImageModelProvider, Prediction } from '../../providers/provider.js';
 import { RedisPredictionClaims } from '../../queue/prediction-claims.js';
 import { queueKeyPrefixOf } from '../../queue/render-queue.js';
@@ -24,22 +25,14 @@ const SCAN_BATCH = 500;
 export async function readPayloads(redis: Redis, prefix: string, run: string): Promise<Map<string, RenderJob>> {
   const key = ledgerKeys(prefix, run).payloads;
   const payloads = new Map<string, RenderJob>();
-  let cursor = '0';
-  do {
-    const [next, entries] = await redis.hscan(key, cursor, 'COUNT', SCAN_BATCH);
-    for (let index = 0; index + 1 < entries.length; index += 2) {
-      const jobId = entries[index];
-      const json = entries[index + 1];
-      if (jobId === undefined || json === undefined) continue;
-      try {
-        const parsed = renderJobSchema.safeParse(JSON.parse(json));
-        if (parsed.success) payloads.set(jobId, parsed.data);
-      } catch {
-        // Not JSON: this job cannot be fingerprinted; its predictions are still matched by the ids its row lists.
-      }
+  for await (const [jobId, json] of scanHash(redis, key, SCAN_BATCH)) {
+    try {
+      const parsed = renderJobSchema.safeParse(JSON.parse(json));
+      if (parsed.success) payloads.set(jobId, parsed.data);
+    } catch {
+      // Not JSON: this job cannot be fingerprinted; its predictions are still matched by the ids its row lists.
     }
-    cursor = next;
-  } while (cursor !== '0');
+  }
   return payloads;
 }
 
