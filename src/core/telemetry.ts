@@ -36,13 +36,6 @@ export interface Telemetry {
   imagesStored(model: string, count: number): void;
 }
 
-/** For code paths and tests that do not report anything. */
-export const noTelemetry: Telemetry = {
-  providerResponse: () => undefined,
-  predictionEnded: () => undefined,
-  imagesStored: () => undefined,
-};
-
 /**
  * The upper bounds (seconds, inclusive) of the prediction latency histogram. FLUX.1 Depth [pro] takes ~10–30 s on
  * Replicate; cold starts and queueing take minutes; the simulator takes under 2 s. Fixed, because each bound is a field
